@@ -1,0 +1,186 @@
+//! Issue the access key: replaces "create access key" in the console. The
+//! secret half goes from IAM's answer into a [`StoredKey`] and nowhere else;
+//! before a key is reported ready it is proven to authenticate (polling
+//! sts:GetCallerIdentity with backoff, bounded), because in real AWS a new
+//! key takes seconds to propagate.
+
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_iam::Client;
+use aws_sdk_iam::types::StatusType;
+use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::key_store::StoredKey;
+use crate::names::UserRef;
+use crate::sensitive::Sensitive;
+
+/// An access key as IAM lists it (never with its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub active: bool,
+}
+
+pub async fn list(iam: &Client, user_name: &str) -> Result<Vec<KeyInfo>, Error> {
+    let out = iam
+        .list_access_keys()
+        .user_name(user_name)
+        .send()
+        .await
+        .map_err(Error::aws("iam:ListAccessKeys"))?;
+    Ok(out
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| {
+            Some(KeyInfo {
+                id: k.access_key_id()?.to_string(),
+                active: k.status() == Some(&StatusType::Active),
+            })
+        })
+        .collect())
+}
+
+/// Creates a key. Its secret half is only ever in the returned value.
+pub async fn create(iam: &Client, user: &UserRef) -> Result<StoredKey, Error> {
+    let out = iam
+        .create_access_key()
+        .user_name(&user.name)
+        .send()
+        .await
+        // The answer carries the secret: show the error code only.
+        .map_err(Error::aws_code_only("iam:CreateAccessKey"))?;
+    let key = out.access_key().ok_or_else(|| Error::Aws {
+        operation: "iam:CreateAccessKey",
+        message: "the answer holds no key".into(),
+    })?;
+    info!(user = %user, access_key_id = key.access_key_id(), "created an access key");
+    Ok(StoredKey {
+        access_key_id: key.access_key_id().to_string(),
+        secret_access_key: Sensitive::new(key.secret_access_key()),
+        user_name: user.name.clone(),
+    })
+}
+
+pub async fn delete(iam: &Client, user_name: &str, key_id: &str) -> Result<(), Error> {
+    match iam
+        .delete_access_key()
+        .user_name(user_name)
+        .access_key_id(key_id)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!(
+                user = user_name,
+                access_key_id = key_id,
+                "deleted an access key"
+            );
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::aws("iam:DeleteAccessKey")(e)),
+    }
+}
+
+/// Waits until `key` authenticates as `user` (sts:GetCallerIdentity answers
+/// with that user of `account`). Polls with a pause that starts at
+/// `settings.key_ready_first_poll` and grows by half up to
+/// `key_ready_max_poll`, with jitter, until `key_ready_timeout` or `deadline`.
+/// Returns how long it took.
+pub async fn wait_until_authenticates(
+    sdk: &SdkConfig,
+    key: &StoredKey,
+    user: &UserRef,
+    account: &str,
+    settings: &Settings,
+    deadline: Instant,
+) -> Result<Duration, Error> {
+    let sts = key_client(sdk, key);
+    let started = Instant::now();
+    let give_up = deadline.min(started + settings.key_ready_timeout);
+    let mut pause = settings.key_ready_first_poll;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let last = match sts.get_caller_identity().send().await {
+            Ok(id) if id.account() == Some(account) && is_user(id.arn(), &user.name) => {
+                let waited = started.elapsed();
+                info!(user = %user, access_key_id = %key.access_key_id, attempts, ?waited, "the access key authenticates");
+                return Ok(waited);
+            }
+            Ok(id) => format!(
+                "authenticated as {} instead",
+                id.arn().unwrap_or("an unknown identity")
+            ),
+            Err(e) => e.code().unwrap_or("no answer").to_string(),
+        };
+        let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64 / 5));
+        if Instant::now() + pause + jitter >= give_up {
+            warn!(user = %user, attempts, last = %last, "the access key did not authenticate in time");
+            return Err(Error::KeyNotReady(format!(
+                "the new access key {} of {user} did not authenticate within {:.1?} ({attempts} tries, last answer: {last}); run the operation again",
+                key.access_key_id,
+                started.elapsed()
+            )));
+        }
+        tokio::time::sleep(pause + jitter).await;
+        pause = (pause * 3 / 2).min(settings.key_ready_max_poll);
+    }
+}
+
+/// An STS client that signs with `key`, sharing the function's HTTP client,
+/// region and endpoint. No SDK retries (the loop above is the retry), and a
+/// short timeout per call.
+fn key_client(sdk: &SdkConfig, key: &StoredKey) -> aws_sdk_sts::Client {
+    let credentials = Credentials::new(
+        &key.access_key_id,
+        key.secret_access_key.expose(),
+        None,
+        None,
+        "cloudapps-new-key",
+    );
+    let config = aws_sdk_sts::config::Builder::from(sdk)
+        .credentials_provider(credentials)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+fn is_user(arn: Option<&str>, user_name: &str) -> bool {
+    arn.is_some_and(|arn| arn.contains(":user/") && arn.rsplit('/').next() == Some(user_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_must_be_the_user() {
+        assert!(is_user(Some("arn:aws:iam::123456789012:user/p/u"), "u"));
+        assert!(is_user(Some("arn:aws:iam::123456789012:user/u"), "u"));
+        assert!(!is_user(Some("arn:aws:iam::123456789012:root"), "u"));
+        assert!(!is_user(
+            Some("arn:aws:sts::123456789012:assumed-role/r/u"),
+            "u"
+        ));
+        assert!(!is_user(Some("arn:aws:iam::123456789012:user/p/uu"), "u"));
+        assert!(!is_user(None, "u"));
+    }
+}

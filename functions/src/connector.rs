@@ -1,0 +1,309 @@
+//! The custom resource `Custom::CloudAppsConnector`: in one account, what
+//! the Defender for Cloud Apps guide has an administrator do by hand on the
+//! AWS side, as Create, Update and Delete.
+//!
+//! - Create/Update converge to the properties: secret checked, CloudTrail
+//!   coverage, IAM user and policy, one proven key in the secret, hand-over
+//!   to the portal. Each step is idempotent, so a retried event ends in the
+//!   same state.
+//! - The physical id is the user's ARN: a change of `UserName`/`UserPath`
+//!   is a replacement, and CloudFormation then deletes the old id.
+//! - Delete removes what the physical id made (user, keys, attachments,
+//!   policy, the stack's trail if this id uses it), keeps the log bucket and
+//!   never touches what the current id uses.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::access_key;
+use crate::cfn::{self, Action, Answer, CustomResource, Data, Invocation, Request};
+use crate::config::Deps;
+use crate::error::Error;
+use crate::iam_user::{self, Removal};
+use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
+use crate::names::{StackRef, UserRef};
+use crate::portal::Instance;
+use crate::properties::{Connection, Spec};
+use crate::trail;
+
+pub const RESOURCE_TYPE: &str = "Custom::CloudAppsConnector";
+
+/// The connector resource, bound to the function's clients.
+pub struct Connector<'a> {
+    deps: &'a Deps,
+}
+
+impl<'a> Connector<'a> {
+    pub fn new(deps: &'a Deps) -> Self {
+        Self { deps }
+    }
+}
+
+/// The Lambda entry point: answers CloudFormation for one event.
+///
+/// `deps` is what init built, or why it could not: a misconfigured function
+/// still answers every event FAILED with the reason (instead of leaving the
+/// stack waiting), and reports the invocation as an error.
+pub async fn handle_lambda_event(
+    deps: Result<&Deps, &Error>,
+    event: LambdaEvent<Value>,
+) -> Result<Answer, lambda_runtime::Error> {
+    let log_stream = Some(event.context.env_config.log_stream.clone()).filter(|s| !s.is_empty());
+    match deps {
+        Ok(deps) => {
+            let invocation = Invocation::from_epoch_millis(
+                event.context.deadline,
+                deps.settings.deadline_margin,
+                log_stream,
+            );
+            Ok(cfn::serve(
+                &Connector::new(deps),
+                &deps.http,
+                event.payload,
+                &invocation,
+            )
+            .await?)
+        }
+        Err(error) => {
+            let margin = crate::Settings::default().deadline_margin;
+            let invocation =
+                Invocation::from_epoch_millis(event.context.deadline, margin, log_stream);
+            let http = reqwest::Client::new();
+            cfn::serve(&Misconfigured(error), &http, event.payload, &invocation).await?;
+            Err(format!("the function is misconfigured: {error}").into())
+        }
+    }
+}
+
+/// Stands in for the connector when init failed: every request fails with why.
+struct Misconfigured<'a>(&'a Error);
+
+impl CustomResource for Misconfigured<'_> {
+    type Error = String;
+
+    fn resource_type(&self) -> &str {
+        RESOURCE_TYPE
+    }
+
+    fn physical_id(&self, request: &Request) -> String {
+        request.fallback_physical_id()
+    }
+
+    async fn handle(&self, _request: &Request, _physical_id: &str) -> Result<Data, String> {
+        Err(format!(
+            "the connector function is misconfigured: {}",
+            self.0
+        ))
+    }
+}
+
+impl CustomResource for Connector<'_> {
+    type Error = Error;
+
+    fn resource_type(&self) -> &str {
+        RESOURCE_TYPE
+    }
+
+    fn physical_id(&self, request: &Request) -> String {
+        match (
+            &request.action,
+            Spec::parse(&request.properties, &request.stack),
+        ) {
+            (Action::Delete { physical_id }, _) => physical_id.clone(),
+            (_, Ok(spec)) => request.stack.user(&spec.user_path, &spec.user_name).arn,
+            (_, Err(_)) => request.fallback_physical_id(),
+        }
+    }
+
+    async fn handle(&self, request: &Request, physical_id: &str) -> Result<Data, Error> {
+        let stack = &request.stack;
+        match &request.action {
+            Action::Delete { physical_id } => {
+                Box::pin(self.delete(stack, physical_id)).await?;
+                Ok(Data::new())
+            }
+            Action::Create => {
+                let spec =
+                    Spec::parse(&request.properties, stack).map_err(Error::InvalidProperties)?;
+                Box::pin(self.converge(request, &spec)).await
+            }
+            Action::Update {
+                physical_id: current,
+                old_properties,
+            } => {
+                let spec =
+                    Spec::parse(&request.properties, stack).map_err(Error::InvalidProperties)?;
+                let data = Box::pin(self.converge(request, &spec)).await?;
+                // A rollback after a failed Update comes back to the id
+                // CloudFormation holds, with the failed properties as "old":
+                // what that attempt made under another id is cleaned here,
+                // since no Delete will ever name it.
+                if current == physical_id {
+                    if let Ok(old) = Spec::parse(old_properties, stack) {
+                        let abandoned = stack.user(&old.user_path, &old.user_name);
+                        if abandoned.arn != physical_id {
+                            info!(abandoned = %abandoned, "cleaning up what a failed update made");
+                            Box::pin(self.delete(stack, &abandoned.arn)).await?;
+                        }
+                    }
+                }
+                Ok(data)
+            }
+        }
+    }
+}
+
+impl Connector<'_> {
+    async fn converge(&self, request: &Request, spec: &Spec) -> Result<Data, Error> {
+        let aws = &self.deps.aws;
+        let stack = &request.stack;
+        let user = stack.user(&spec.user_path, &spec.user_name);
+
+        // Read-only checks first: a secret or a user that is not ours is refused
+        // before anything is made.
+        let secret = key_store::describe(&aws.secrets, &spec.secret_id).await?;
+        key_store::check_owner(&secret, stack)?;
+        iam_user::check_user_free(&aws.iam, stack, &user.name).await?;
+
+        let coverage = Box::pin(trail::converge(
+            aws,
+            stack,
+            spec.cloudtrail,
+            spec.trail_bucket.as_deref(),
+            &user,
+        ))
+        .await?;
+
+        iam_user::ensure_user(&aws.iam, stack, &user).await?;
+        let policy_arn = iam_user::ensure_policy(&aws.iam, stack, &user).await?;
+        iam_user::converge_attachments(
+            &aws.iam,
+            stack,
+            &user,
+            &policy_arn,
+            spec.has(Connection::SecurityConfiguration),
+        )
+        .await?;
+
+        key_store::tag_owner(&aws.secrets, &secret, stack).await?;
+        let key = Box::pin(self.ensure_key(stack, &user, &secret, request)).await?;
+
+        let instance = Instance {
+            name: &spec.connector_name,
+            secret_arn: &secret.arn,
+            security_configuration: spec.has(Connection::SecurityConfiguration),
+        };
+        let portal = self.deps.portal.hand_over(instance, &key).await?;
+
+        let mut data = Data::new();
+        data.insert("UserArn".into(), user.arn.clone());
+        data.insert("UserName".into(), user.name.clone());
+        data.insert("PolicyArn".into(), policy_arn);
+        data.insert("SecretArn".into(), secret.arn.clone());
+        data.insert("ConnectorName".into(), spec.connector_name.clone());
+        data.insert("Connections".into(), spec.connections_text());
+        data.insert("CloudTrail".into(), spec.cloudtrail.as_str().into());
+        data.insert("CloudTrailCoverage".into(), coverage.how.as_str().into());
+        data.insert("TrailArn".into(), coverage.trail_arn);
+        data.insert("CloudTrailDetail".into(), shorten(&coverage.detail, 600));
+        data.insert("PortalStatus".into(), portal.0);
+        Ok(data)
+    }
+
+    /// One working key for `user` in the secret's AWSCURRENT: the one already
+    /// there when it is the user's and active, otherwise a new one. Keys
+    /// nobody can use (not in AWSCURRENT nor AWSPENDING, e.g. left by a crash
+    /// between CreateAccessKey and PutSecretValue) are deleted first, which
+    /// also keeps room under IAM's limit of two keys. Always proven to
+    /// authenticate before returning.
+    async fn ensure_key(
+        &self,
+        stack: &StackRef,
+        user: &UserRef,
+        secret: &SecretInfo,
+        request: &Request,
+    ) -> Result<StoredKey, Error> {
+        let aws = &self.deps.aws;
+        let keys = access_key::list(&aws.iam, &user.name).await?;
+        let current = key_store::read(&aws.secrets, &secret.arn, AWSCURRENT).await?;
+        let usable = current.filter(|k| {
+            k.user_name == user.name && keys.iter().any(|m| m.id == k.access_key_id && m.active)
+        });
+        let key = match usable {
+            Some(key) => key,
+            None => {
+                let pending = if secret.version_with(AWSPENDING).is_some() {
+                    key_store::read(&aws.secrets, &secret.arn, AWSPENDING)
+                        .await?
+                        .filter(|k| k.user_name == user.name)
+                        .map(|k| k.access_key_id)
+                } else {
+                    None
+                };
+                for stale in keys.iter().filter(|m| Some(&m.id) != pending.as_ref()) {
+                    access_key::delete(&aws.iam, &user.name, &stale.id).await?;
+                }
+                let key = access_key::create(&aws.iam, user).await?;
+                if let Err(e) =
+                    key_store::write(&aws.secrets, &secret.arn, &key, &[AWSCURRENT]).await
+                {
+                    // Not stored = lost: never leave it behind.
+                    if let Err(cleanup) =
+                        access_key::delete(&aws.iam, &user.name, &key.access_key_id).await
+                    {
+                        warn!(error = %cleanup, "could not delete the key that was not stored");
+                    }
+                    return Err(e);
+                }
+                info!(user = %user, access_key_id = %key.access_key_id, secret = %secret.arn, "stored the new key as AWSCURRENT");
+                key
+            }
+        };
+        access_key::wait_until_authenticates(
+            &aws.sdk,
+            &key,
+            user,
+            &stack.account,
+            &self.deps.settings,
+            request.deadline,
+        )
+        .await?;
+        Ok(key)
+    }
+
+    async fn delete(&self, stack: &StackRef, physical_id: &str) -> Result<(), Error> {
+        let aws = &self.deps.aws;
+        let Some(user) = stack.user_from_physical_id(physical_id) else {
+            info!(
+                physical_id,
+                "the physical id names nothing this resource made: nothing to delete"
+            );
+            return Ok(());
+        };
+        let trail = trail::delete_own_trail(&aws.cloudtrail, stack, &user).await?;
+        let user_removal = iam_user::delete_user(&aws.iam, stack, &user).await?;
+        let policy = iam_user::delete_policy(&aws.iam, stack, &user).await?;
+        info!(
+            physical_id,
+            user = ?user_removal,
+            policy = ?policy,
+            trail = ?trail,
+            "delete done (log bucket kept)"
+        );
+        if user_removal == Removal::LeftAlone && policy == Removal::LeftAlone {
+            info!(
+                physical_id,
+                "nothing of this physical id was left to delete"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}

@@ -1,0 +1,244 @@
+//! Store the key: replaces "download the .csv with the access key". The key
+//! goes straight from CreateAccessKey into the Secrets Manager secret, as the
+//! JSON of DESIGN.md, and exists nowhere else.
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::types::Tag;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::names::{self, StackRef};
+use crate::sensitive::Sensitive;
+
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// The secret value: `{"AccessKeyId", "SecretAccessKey", "UserName"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub access_key_id: String,
+    pub secret_access_key: Sensitive,
+    pub user_name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Wire<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    user_name: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OwnedWire {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    user_name: String,
+}
+
+impl StoredKey {
+    /// The JSON text stored in the secret (itself a secret).
+    pub fn to_secret_string(&self) -> Sensitive {
+        let wire = Wire {
+            access_key_id: &self.access_key_id,
+            secret_access_key: self.secret_access_key.expose(),
+            user_name: &self.user_name,
+        };
+        Sensitive::new(serde_json::to_string(&wire).expect("strings serialize"))
+    }
+
+    /// Parses a secret value; `None` when it is not a key in this format
+    /// (an empty or placeholder secret, say).
+    pub fn parse(text: &Sensitive) -> Option<Self> {
+        let wire: OwnedWire = serde_json::from_str(text.expose()).ok()?;
+        (!wire.access_key_id.is_empty() && !wire.secret_access_key.is_empty()).then(|| Self {
+            access_key_id: wire.access_key_id,
+            secret_access_key: Sensitive::new(wire.secret_access_key),
+            user_name: wire.user_name,
+        })
+    }
+
+    /// The idempotency token of the secret version that holds this key: a
+    /// retried write of the same key is the same version, not a new one.
+    /// Secrets Manager takes 32 to 64 characters; key ids are usually 20.
+    pub fn version_token(&self) -> String {
+        let token = format!("cloudapps-key-{}", self.access_key_id);
+        if (32..=64).contains(&token.len())
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            token
+        } else {
+            format!(
+                "cloudapps-key-version-{:016x}",
+                names::digest(&[&self.access_key_id])
+            )
+        }
+    }
+}
+
+/// What the connector reads about the secret before writing to it.
+#[derive(Clone, Debug)]
+pub struct SecretInfo {
+    pub arn: String,
+    pub tags: Vec<(String, String)>,
+    pub stages: HashMap<String, Vec<String>>,
+}
+
+impl SecretInfo {
+    /// The version holding `stage`, if any.
+    pub fn version_with(&self, stage: &str) -> Option<&str> {
+        self.stages
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(v, _)| v.as_str())
+    }
+}
+
+pub async fn describe(secrets: &Client, secret_id: &str) -> Result<SecretInfo, Error> {
+    let out = secrets
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:DescribeSecret"))?;
+    Ok(SecretInfo {
+        arn: out.arn().unwrap_or(secret_id).to_string(),
+        tags: out
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
+    })
+}
+
+/// Refuses a secret that belongs to another stack: one CloudFormation made
+/// for another stack, or one another connector already writes to.
+pub fn check_owner(info: &SecretInfo, stack: &StackRef) -> Result<(), Error> {
+    for (key, value) in &info.tags {
+        if (key == names::TAG_CFN_STACK_ID || key == names::TAG_STACK_ID)
+            && value != &stack.stack_id
+        {
+            return Err(Error::NotOurs(format!(
+                "the secret {} belongs to another stack ({key} = {value}); give this stack its own secret",
+                info.arn
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Marks the secret as this stack's (so a second stack cannot take it over).
+pub async fn tag_owner(secrets: &Client, info: &SecretInfo, stack: &StackRef) -> Result<(), Error> {
+    let tagged = info
+        .tags
+        .iter()
+        .any(|(k, v)| k == names::TAG_STACK_ID && v == &stack.stack_id);
+    if tagged {
+        return Ok(());
+    }
+    let tag = Tag::builder()
+        .key(names::TAG_STACK_ID)
+        .value(&stack.stack_id)
+        .build();
+    secrets
+        .tag_resource()
+        .secret_id(&info.arn)
+        .tags(tag)
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:TagResource"))?;
+    Ok(())
+}
+
+/// The key held under `stage`; `None` when there is no such version or it
+/// does not hold a key in our format.
+pub async fn read(
+    secrets: &Client,
+    secret_arn: &str,
+    stage: &str,
+) -> Result<Option<StoredKey>, Error> {
+    let got = secrets
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .version_stage(stage)
+        .send()
+        .await;
+    match got {
+        Ok(out) => Ok(out
+            .secret_string()
+            .and_then(|s| StoredKey::parse(&Sensitive::new(s)))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws_code_only("secretsmanager:GetSecretValue")(e)),
+    }
+}
+
+/// Writes `key` as a new version staged `stages` (AWSCURRENT moves there and
+/// AWSPREVIOUS follows, as Secrets Manager does). Idempotent per key.
+pub async fn write(
+    secrets: &Client,
+    secret_arn: &str,
+    key: &StoredKey,
+    stages: &[&str],
+) -> Result<String, Error> {
+    let out = secrets
+        .put_secret_value()
+        .secret_id(secret_arn)
+        .client_request_token(key.version_token())
+        .secret_string(key.to_secret_string().expose())
+        .set_version_stages(Some(stages.iter().map(|s| s.to_string()).collect()))
+        .send()
+        .await
+        .map_err(Error::aws_code_only("secretsmanager:PutSecretValue"))?;
+    Ok(out.version_id().unwrap_or_default().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_json_round_trips_and_is_the_design_format() {
+        let key = StoredKey {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: Sensitive::new("s3cr3t/value"),
+            user_name: "defender-cloud-apps".into(),
+        };
+        let text = key.to_secret_string();
+        let v: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "s3cr3t/value", "UserName": "defender-cloud-apps"})
+        );
+        assert_eq!(StoredKey::parse(&text), Some(key.clone()));
+        assert!(!format!("{key:?}").contains("s3cr3t"));
+        for id in ["AKIAEXAMPLE", "AKIAIOSFODNN7EXAMPLE", &"A".repeat(128)] {
+            let k = StoredKey {
+                access_key_id: id.to_string(),
+                ..key.clone()
+            };
+            let token = k.version_token();
+            assert!((32..=64).contains(&token.len()), "{token}");
+            assert_eq!(token, k.clone().version_token());
+        }
+        assert_eq!(StoredKey::parse(&Sensitive::new("{}")), None);
+        assert_eq!(StoredKey::parse(&Sensitive::new("placeholder")), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! Connects AWS accounts to Microsoft Defender for Cloud Apps, with no hands.
+//!
+//! One module per step of Microsoft's manual guide:
+//! - [`iam_user`]: create the IAM user and its least-privilege policy;
+//! - [`access_key`]: issue the access key and prove it authenticates;
+//! - [`key_store`]: store it in Secrets Manager (instead of a .csv);
+//! - [`trail`]: make sure CloudTrail covers all regions;
+//! - [`portal`]: hand the key to the portal (the seam for the portal client);
+//!
+//! and the plumbing: [`cfn`] (the custom resource protocol), [`connector`]
+//! (the custom resource itself), [`config`], [`logging`], [`names`],
+//! [`properties`], [`sensitive`].
+
+pub mod access_key;
+pub mod cfn;
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod iam_user;
+pub mod key_store;
+pub mod logging;
+pub mod names;
+pub mod portal;
+pub mod properties;
+pub mod sensitive;
+pub mod trail;
+
+pub use config::{Deps, Settings};
+pub use error::Error;

@@ -1,0 +1,168 @@
+//! The real `connector` binary, run as Lambda runs it (a Runtime API on
+//! 127.0.0.1 hands it events with a deadline), against moto server: init and
+//! wiring, JSON logs even at TRACE with no secret in them, the deadline, and
+//! a bad configuration.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::World;
+use support::runtime_api::{Function, Outcome};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_connector");
+
+fn env_for(w: &World, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AWS_REGION", support::REGION.to_string()),
+        ("AWS_ENDPOINT_URL", w.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", w.credentials.0.clone()),
+        ("AWS_SECRET_ACCESS_KEY", w.credentials.1.clone()),
+        ("AWS_SESSION_TOKEN", w.credentials.2.clone()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_string()),
+        ("KEY_READY_POLL_MS", "50".to_string()),
+    ];
+    for (k, v) in extra {
+        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+        env.push((k, v.to_string()));
+    }
+    env
+}
+
+fn cfn_answer(w: &World, event: &Value) -> Value {
+    let caught = w.catcher.for_url(event["ResponseURL"].as_str().unwrap());
+    assert_eq!(caught.len(), 1, "exactly one answer to CloudFormation");
+    caught[0].json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
+    // GIVEN the connector binary started as Lambda starts it, logging at TRACE
+    let w = World::new().await;
+    let f = Function::start(BINARY, &env_for(&w, &[])).await;
+
+    // WHEN CloudFormation sends Create
+    let create = w.event("create.json");
+    let outcome = f.invoke(&create, Duration::from_secs(60)).await;
+
+    // THEN the function returns its answer and CloudFormation got SUCCESS
+    let Outcome::Response(result) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(result["status"], "SUCCESS");
+    let body = cfn_answer(&w, &create);
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    let key = w.current_key().await;
+    assert_eq!(
+        w.identity_of(&key).await.unwrap(),
+        body["PhysicalResourceId"].as_str().unwrap()
+    );
+
+    // WHEN Delete follows in the same process (a warm start)
+    let delete = w.follow_up(
+        "delete.json",
+        body["PhysicalResourceId"].as_str().unwrap(),
+        &create["ResourceProperties"],
+        None,
+    );
+    let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
+        panic!("delete")
+    };
+    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    assert!(w.user("defender-cloud-apps").await.is_none());
+
+    // THEN every log line is JSON, the work is logged, and no secret is
+    let output = f.stop().await;
+    assert!(output.contains("created the IAM user"), "{output}");
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+    w.extra_output
+        .lock()
+        .unwrap()
+        .push(("the connector's output".into(), output));
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_answers_before_the_lambda_deadline_and_keeps_serving() {
+    // GIVEN the binary with a 1 s margin, and an event with no ResponseURL first
+    let w = World::new().await;
+    let f = Function::start(BINARY, &env_for(&w, &[("CFN_DEADLINE_MARGIN_MS", "1000")])).await;
+    let mut broken = w.event("create.json");
+    broken.as_object_mut().unwrap().remove("ResponseURL");
+    let outcome = f.invoke(&broken, Duration::from_secs(30)).await;
+    let Outcome::Error(e) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(e.contains("no ResponseURL"), "{e}");
+
+    // WHEN a Create arrives with 1.15 s left: too little for the whole work
+    let create = w.event("create.json");
+    let outcome = f.invoke(&create, Duration::from_millis(1150)).await;
+
+    // THEN CloudFormation gets FAILED "timed out" with the physical id, in time
+    let Outcome::Response(result) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(result["status"], "FAILED");
+    let body = cfn_answer(&w, &create);
+    assert!(
+        body["Reason"].as_str().unwrap().contains("timed out"),
+        "{body}"
+    );
+    assert!(
+        body["Reason"].as_str().unwrap().contains("log stream"),
+        "{body}"
+    );
+    let id = body["PhysicalResourceId"].as_str().unwrap().to_string();
+    assert!(
+        id.ends_with("user/defender-cloud-apps/defender-cloud-apps"),
+        "{id}"
+    );
+
+    // AND the same process then serves the rollback Delete, which cleans up
+    let delete = w.follow_up("delete.json", &id, &create["ResourceProperties"], None);
+    let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
+        panic!("delete")
+    };
+    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    assert!(w.user("defender-cloud-apps").await.is_none());
+    assert!(w.trail_names().await.is_empty());
+    let output = f.stop().await;
+    w.extra_output
+        .lock()
+        .unwrap()
+        .push(("the connector's output".into(), output));
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
+    let w = World::new().await;
+    for (name, value) in [
+        ("PORTAL_MODE", "sometimes"),
+        ("KEY_READY_TIMEOUT_MS", "soon"),
+    ] {
+        // GIVEN the binary started with a bad setting
+        let f = Function::start(BINARY, &env_for(&w, &[(name, value)])).await;
+
+        // WHEN CloudFormation sends Create
+        let create = w.event("create.json");
+        let outcome = f.invoke(&create, Duration::from_secs(30)).await;
+
+        // THEN CloudFormation gets FAILED naming the setting (no hour-long wait),
+        // and Lambda sees an invocation error (for the errors alarm)
+        let body = cfn_answer(&w, &create);
+        assert_eq!(body["Status"], "FAILED");
+        assert!(body["Reason"].as_str().unwrap().contains(name), "{body}");
+        let Outcome::Error(e) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(e.contains(name), "{e}");
+        assert!(w.user("defender-cloud-apps").await.is_none());
+        let _ = f.stop().await;
+    }
+}

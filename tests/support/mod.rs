@@ -1,0 +1,683 @@
+//! The test bed: a real AWS emulator (moto server) per test process, one
+//! fresh AWS account per test, a catcher for the CloudFormation ResponseURL,
+//! a Lambda Runtime API to run the real `connector` binary, captured logs,
+//! and the leak scan.
+//!
+//! See tests/README.md for how it works and where moto differs from AWS.
+#![allow(dead_code)]
+
+pub mod runtime_api;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::Credentials;
+use cloudapps::cfn::{self, Answer, Invocation};
+use cloudapps::connector::Connector;
+use cloudapps::key_store::{AWSCURRENT, StoredKey};
+use cloudapps::portal::Portal;
+use cloudapps::sensitive::Sensitive;
+use cloudapps::{Deps, Settings};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+pub const REGION: &str = "us-east-1";
+
+/// The workspace root (tests/ is one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The venv python that scripts/setup installs moto into.
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TESTBED_PYTHON") {
+        return p.into();
+    }
+    let p = root().join(".tools/venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run ./scripts/setup (./scripts/test does it) to install the pinned moto server",
+        p.display()
+    );
+    p
+}
+
+/// A moto server process on 127.0.0.1 and a free port. It stops when this
+/// value is dropped, or when the test process ends (its stdin closes).
+pub struct Moto {
+    pub endpoint: String,
+    child: Mutex<Child>,
+}
+
+impl Moto {
+    /// A server of its own (for tests that change global state, such as IAM
+    /// enforcement).
+    pub fn start() -> Moto {
+        let mut child = Command::new(python())
+            .arg(root().join("tests/support/moto_launcher.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("moto announces its port");
+        let port: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("moto launcher printed {line:?} instead of its port"));
+        Moto {
+            endpoint: format!("http://127.0.0.1:{}", port["port"]),
+            child: Mutex::new(child),
+        }
+    }
+
+    /// The server shared by the tests of this process; each test still gets
+    /// an account of its own, so they do not see each other.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
+    }
+
+    /// Turns IAM enforcement on: from now on every request must be allowed
+    /// by the caller's IAM policies.
+    pub async fn enforce_iam(&self) {
+        self.reset_auth("0").await;
+    }
+
+    /// Turns IAM enforcement off again (moto counts unauthenticated
+    /// requests up to this number: infinity).
+    pub async fn relax_iam(&self) {
+        self.reset_auth("inf").await;
+    }
+
+    async fn reset_auth(&self, count: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .header("content-type", "text/plain")
+            .body(count.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "reset-auth: {}", r.status());
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            drop(child.stdin.take());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An SDK configuration for `endpoint` with static credentials.
+pub async fn sdk_config(
+    endpoint: &str,
+    key_id: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            key_id,
+            secret,
+            token.map(str::to_string),
+            None,
+            "testbed",
+        ))
+        .load()
+        .await
+}
+
+/// The log lines of this test process (every test's), as the functions
+/// write them: JSON, at TRACE for our code.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TESTBED_ECHO_LOGS").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        log_buffer().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the functions' own log setup, at TRACE, writing into the buffer
+/// the leak scan reads.
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        cloudapps::logging::init_with_writer(
+            || LogWriter,
+            tracing::level_filters::LevelFilter::TRACE,
+            true,
+        );
+    });
+}
+
+/// Fails when any secret value appears in any of `texts`.
+pub fn assert_no_leak(secrets: &[String], texts: &[(&str, &str)]) {
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        for (name, text) in texts {
+            assert!(
+                !text.contains(secret.as_str()),
+                "LEAK: a secret value appears in {name}"
+            );
+        }
+    }
+}
+
+/// Every request the ResponseURL catcher received.
+#[derive(Clone, Debug)]
+pub struct Caught {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Caught {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("the response body is JSON")
+    }
+}
+
+/// Stands in for the presigned S3 URL CloudFormation gives: records every
+/// request; answers `fail_first` of them with HTTP 500, the rest with 200.
+#[derive(Clone)]
+pub struct Catcher {
+    pub base: String,
+    caught: Arc<Mutex<Vec<Caught>>>,
+    fail_first: Arc<Mutex<usize>>,
+}
+
+impl Catcher {
+    pub async fn start() -> Catcher {
+        let caught = Arc::new(Mutex::new(Vec::new()));
+        let fail_first = Arc::new(Mutex::new(0));
+        let (c, f) = (caught.clone(), fail_first.clone());
+        let base = serve(move |req: Request<Incoming>| {
+            let (c, f) = (c.clone(), f.clone());
+            async move {
+                let method = req.method().to_string();
+                let path = req.uri().to_string();
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                c.lock().unwrap().push(Caught {
+                    method,
+                    path,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let status = {
+                    let mut left = f.lock().unwrap();
+                    if *left > 0 {
+                        *left -= 1;
+                        500
+                    } else {
+                        200
+                    }
+                };
+                Response::builder()
+                    .status(status)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap()
+            }
+        })
+        .await;
+        Catcher {
+            base,
+            caught,
+            fail_first,
+        }
+    }
+
+    pub fn fail_first(&self, n: usize) {
+        *self.fail_first.lock().unwrap() = n;
+    }
+
+    /// A URL shaped like CloudFormation's: a path per request and a
+    /// signature that must never be logged.
+    pub fn url_for(&self, request_id: &str) -> String {
+        format!(
+            "{}/cloudformation-responses/{request_id}?X-Amz-Signature=sig{:016x}{:016x}",
+            self.base,
+            fastrand::u64(..),
+            fastrand::u64(..)
+        )
+    }
+
+    pub fn all(&self) -> Vec<Caught> {
+        self.caught.lock().unwrap().clone()
+    }
+
+    /// The requests made to `url`.
+    pub fn for_url(&self, url: &str) -> Vec<Caught> {
+        let path = url.strip_prefix(&self.base).unwrap();
+        self.all().into_iter().filter(|c| c.path == path).collect()
+    }
+}
+
+/// Serves `handler` over HTTP/1 on 127.0.0.1 and a free port; returns the base URL.
+pub async fn serve<F, Fut>(handler: F) -> String
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let fut = handler(req);
+                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Settings for tests: quick polls, a short margin.
+pub fn test_settings() -> Settings {
+    Settings {
+        deadline_margin: Duration::from_secs(2),
+        key_ready_timeout: Duration::from_secs(20),
+        key_ready_first_poll: Duration::from_millis(50),
+        key_ready_max_poll: Duration::from_millis(500),
+    }
+}
+
+/// One test's own world: a fresh AWS account in moto, the secret the
+/// template would declare, a stack id, a ResponseURL catcher.
+pub struct World {
+    pub endpoint: String,
+    pub account: String,
+    pub sdk: SdkConfig,
+    /// The credentials of `sdk` (to hand to a function process).
+    pub credentials: (String, String, String),
+    pub stack_id: String,
+    pub secret_arn: String,
+    pub catcher: Catcher,
+    pub deps: Deps,
+    pub iam: aws_sdk_iam::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub s3: aws_sdk_s3::Client,
+    /// Extra texts to scan for leaks (outputs of function processes).
+    pub extra_output: Mutex<Vec<(String, String)>>,
+}
+
+impl World {
+    pub async fn new() -> World {
+        World::on(Moto::shared()).await
+    }
+
+    /// A world in a new account of `moto` (entered with sts:AssumeRole, as
+    /// moto keys accounts by the credentials).
+    pub async fn on(moto: &Moto) -> World {
+        capture_logs();
+        let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
+        let base = sdk_config(&moto.endpoint, "testing", "testing", None).await;
+        let assumed = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/testbed-admin"))
+            .role_session_name("testbed")
+            .send()
+            .await
+            .expect("assume a role in a fresh account");
+        let c = assumed.credentials().unwrap();
+        let credentials = (
+            c.access_key_id().to_string(),
+            c.secret_access_key().to_string(),
+            c.session_token().to_string(),
+        );
+        let sdk = sdk_config(
+            &moto.endpoint,
+            &credentials.0,
+            &credentials.1,
+            Some(&credentials.2),
+        )
+        .await;
+        let deps = Deps::new(&sdk, test_settings(), Portal::off()).unwrap();
+        let suffix = format!("{:08x}", fastrand::u32(..));
+        let stack_id = format!(
+            "arn:aws:cloudformation:{REGION}:{account}:stack/cloudapps-test-{suffix}/{:08x}-0000-4000-8000-{:012x}",
+            fastrand::u32(..),
+            fastrand::u64(..0xffff_ffff_ffff)
+        );
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        // As the template declares it: CloudFormation tags it with the stack id.
+        let secret = secrets
+            .create_secret()
+            .name(format!("cloudapps/connector-key-{suffix}"))
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("aws:cloudformation:stack-id")
+                    .value(&stack_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        World {
+            endpoint: moto.endpoint.clone(),
+            account,
+            iam: aws_sdk_iam::Client::new(&sdk),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+            s3,
+            secrets,
+            sdk,
+            credentials,
+            stack_id,
+            secret_arn: secret.arn().unwrap().to_string(),
+            catcher: Catcher::start().await,
+            deps,
+            extra_output: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A sample event from events/, made this world's: its stack, secret,
+    /// a fresh RequestId and a ResponseURL to the catcher.
+    pub fn event(&self, file: &str) -> Value {
+        let text = std::fs::read_to_string(root().join("events").join(file)).unwrap();
+        let mut event: Value = serde_json::from_str(&text).unwrap();
+        let request_id = format!("{:08x}-{:04x}", fastrand::u32(..), fastrand::u16(..));
+        event["RequestId"] = json!(request_id);
+        event["ResponseURL"] = json!(self.catcher.url_for(&request_id));
+        event["StackId"] = json!(self.stack_id);
+        for props in ["ResourceProperties", "OldResourceProperties"] {
+            if event.get(props).is_some() {
+                event[props]["SecretArn"] = json!(self.secret_arn);
+            }
+        }
+        event
+    }
+
+    /// Runs one event through the connector, as the Lambda does, with a
+    /// deadline `budget` away. Returns the answer and the body CloudFormation got.
+    pub async fn run_with_budget(&self, event: &Value, budget: Duration) -> (Answer, Value) {
+        let url = event["ResponseURL"].as_str().unwrap().to_string();
+        let invocation = Invocation {
+            deadline: Instant::now() + budget,
+            margin: self.deps.settings.deadline_margin,
+            log_stream: Some("2026/11/23/[$LATEST]testbed".into()),
+        };
+        let before = self.catcher.for_url(&url).len();
+        let answer = cfn::serve(
+            &Connector::new(&self.deps),
+            &self.deps.http,
+            event.clone(),
+            &invocation,
+        )
+        .await
+        .expect("the answer is delivered");
+        let caught = self.catcher.for_url(&url);
+        assert_eq!(
+            caught.len(),
+            before + 1,
+            "exactly one answer per invocation"
+        );
+        let last = caught.last().unwrap();
+        assert_eq!(last.method, "PUT");
+        assert!(
+            last.body.len() < 4096,
+            "response body is {} bytes",
+            last.body.len()
+        );
+        let body = last.json();
+        assert_eq!(body["PhysicalResourceId"], answer.physical_id.as_str());
+        assert_eq!(body["RequestId"], event["RequestId"]);
+        assert_eq!(body["StackId"], event["StackId"]);
+        assert_eq!(body["LogicalResourceId"], event["LogicalResourceId"]);
+        (answer, body)
+    }
+
+    pub async fn run(&self, event: &Value) -> (Answer, Value) {
+        self.run_with_budget(event, Duration::from_secs(60)).await
+    }
+
+    /// Runs an event that must succeed; returns the response body.
+    pub async fn ok(&self, event: &Value) -> Value {
+        let (answer, body) = self.run(event).await;
+        assert_eq!(answer.status, "SUCCESS", "{:?}", answer.reason);
+        assert_eq!(body["Status"], "SUCCESS");
+        body
+    }
+
+    /// Update and Delete events that follow `response` to `event`.
+    pub fn follow_up(
+        &self,
+        file: &str,
+        physical_id: &str,
+        props: &Value,
+        old_props: Option<&Value>,
+    ) -> Value {
+        let mut e = self.event(file);
+        e["PhysicalResourceId"] = json!(physical_id);
+        e["ResourceProperties"] = props.clone();
+        if let Some(old) = old_props {
+            e["OldResourceProperties"] = old.clone();
+        }
+        e
+    }
+
+    // ---- what a user can see in the account ----
+
+    pub async fn user(&self, name: &str) -> Option<aws_sdk_iam::types::User> {
+        match self.iam.get_user().user_name(name).send().await {
+            Ok(out) => out.user().cloned(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                None
+            }
+            Err(e) => panic!("GetUser: {e:?}"),
+        }
+    }
+
+    pub async fn attached(&self, user: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .iam
+            .list_attached_user_policies()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .map(|p| p.policy_arn().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub async fn keys(&self, user: &str) -> Vec<(String, bool)> {
+        self.iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id().unwrap().to_string(),
+                    k.status() == Some(&aws_sdk_iam::types::StatusType::Active),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn policy_exists(&self, arn: &str) -> bool {
+        self.iam.get_policy().policy_arn(arn).send().await.is_ok()
+    }
+
+    /// The key in the secret under `stage`.
+    pub async fn secret_key(&self, stage: &str) -> Option<StoredKey> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.secret_arn)
+            .version_stage(stage)
+            .send()
+            .await
+            .ok()?;
+        StoredKey::parse(&Sensitive::new(out.secret_string()?))
+    }
+
+    pub async fn current_key(&self) -> StoredKey {
+        self.secret_key(AWSCURRENT)
+            .await
+            .expect("a key in AWSCURRENT")
+    }
+
+    /// Who `key` authenticates as (sts:GetCallerIdentity signed with it).
+    pub async fn identity_of(&self, key: &StoredKey) -> Result<String, String> {
+        let sdk = sdk_config(
+            &self.endpoint,
+            &key.access_key_id,
+            key.secret_access_key.expose(),
+            None,
+        )
+        .await;
+        aws_sdk_sts::Client::new(&sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map(|o| o.arn().unwrap_or_default().to_string())
+            .map_err(|e| format!("{}", aws_sdk_sts::error::DisplayErrorContext(e)))
+    }
+
+    pub async fn trail_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .cloudtrail
+            .describe_trails()
+            .send()
+            .await
+            .unwrap()
+            .trail_list()
+            .iter()
+            .map(|t| t.name().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub async fn bucket_exists(&self, bucket: &str) -> bool {
+        self.s3.head_bucket().bucket(bucket).send().await.is_ok()
+    }
+
+    /// Every secret value this world's secret ever held (all versions).
+    pub async fn all_secret_values(&self) -> Vec<String> {
+        let mut values = Vec::new();
+        let versions = self
+            .secrets
+            .list_secret_version_ids()
+            .secret_id(&self.secret_arn)
+            .include_deprecated(true)
+            .send()
+            .await
+            .unwrap();
+        for v in versions.versions() {
+            if let Ok(out) = self
+                .secrets
+                .get_secret_value()
+                .secret_id(&self.secret_arn)
+                .version_id(v.version_id().unwrap())
+                .send()
+                .await
+            {
+                if let Some(s) = out.secret_string() {
+                    values.push(s.to_string());
+                    if let Some(k) = StoredKey::parse(&Sensitive::new(s)) {
+                        values.push(k.secret_access_key.expose().to_string());
+                    }
+                }
+            }
+        }
+        values
+    }
+
+    /// The leak scan: no secret access key this world's secret ever held,
+    /// and no ResponseURL signature, appears in the logs, in any response
+    /// sent to CloudFormation, or in the output of a function process.
+    pub async fn assert_no_leaks(&self) {
+        let mut secrets = self.all_secret_values().await;
+        secrets.push(self.credentials.1.clone());
+        let caught = self.catcher.all();
+        let bodies: String = caught
+            .iter()
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let logs = captured_logs();
+        let mut signatures: Vec<String> = caught
+            .iter()
+            .filter_map(|c| c.path.split("X-Amz-Signature=").nth(1).map(str::to_string))
+            .collect();
+        signatures.dedup();
+        let extra = self.extra_output.lock().unwrap().clone();
+        let mut texts: Vec<(&str, &str)> =
+            vec![("the logs", &logs), ("a CloudFormation response", &bodies)];
+        texts.extend(extra.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        assert_no_leak(&secrets, &texts);
+        let no_body_texts: Vec<(&str, &str)> = texts
+            .iter()
+            .filter(|(n, _)| *n != "a CloudFormation response")
+            .copied()
+            .collect();
+        assert_no_leak(&signatures, &no_body_texts);
+    }
+}

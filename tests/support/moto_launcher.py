@@ -1,0 +1,35 @@
+"""Starts moto server for the test bed and the local run.
+
+- binds 127.0.0.1 on the given port (0 = a free one) and prints one JSON
+  line {"port": N} on stdout once it accepts connections;
+- exits as soon as its stdin closes, so a test process that dies (or a
+  shell script that exits) never leaves a server behind;
+- loads the AWS managed policies (SecurityAudit, AWSSecurityHubReadOnlyAccess
+  exist in moto only with MOTO_IAM_LOAD_MANAGED_POLICIES=true).
+
+Usage: python moto_launcher.py [PORT]
+"""
+import json
+import os
+import sys
+import threading
+
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+
+
+def main() -> None:
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    _, bound = server.get_host_and_port()
+    print(json.dumps({"port": bound}), flush=True)
+    # Block until the parent closes our stdin (or dies), then stop at once.
+    for _ in sys.stdin:
+        pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
