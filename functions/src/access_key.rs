@@ -15,6 +15,7 @@ use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::key_store::StoredKey;
@@ -95,10 +96,9 @@ pub async fn delete(iam: &Client, user_name: &str, key_id: &str) -> Result<(), E
 }
 
 /// Waits until `key` authenticates as `user` (sts:GetCallerIdentity answers
-/// with that user of `account`). Polls with a pause that starts at
-/// `settings.key_ready_first_poll` and grows by half up to
-/// `key_ready_max_poll`, with jitter, until `key_ready_timeout` or `deadline`.
-/// Returns how long it took.
+/// with that user of `account`). Polls with a [`Backoff`] from
+/// `settings.key_ready_first_poll` up to `key_ready_max_poll`, and gives up
+/// before `key_ready_timeout` or `deadline` would pass. Returns how long it took.
 pub async fn wait_until_authenticates(
     sdk: &SdkConfig,
     key: &StoredKey,
@@ -110,7 +110,7 @@ pub async fn wait_until_authenticates(
     let sts = key_client(sdk, key);
     let started = Instant::now();
     let give_up = deadline.min(started + settings.key_ready_timeout);
-    let mut pause = settings.key_ready_first_poll;
+    let mut backoff = Backoff::new(settings.key_ready_first_poll, settings.key_ready_max_poll);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -126,8 +126,8 @@ pub async fn wait_until_authenticates(
             ),
             Err(e) => e.code().unwrap_or("no answer").to_string(),
         };
-        let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64 / 5));
-        if Instant::now() + pause + jitter >= give_up {
+        let pause = backoff.next_pause();
+        if Instant::now() + pause >= give_up {
             warn!(user = %user, attempts, last = %last, "the access key did not authenticate in time");
             return Err(Error::KeyNotReady(format!(
                 "the new access key {} of {user} did not authenticate within {:.1?} ({attempts} tries, last answer: {last}); run the operation again",
@@ -135,8 +135,7 @@ pub async fn wait_until_authenticates(
                 started.elapsed()
             )));
         }
-        tokio::time::sleep(pause + jitter).await;
-        pause = (pause * 3 / 2).min(settings.key_ready_max_poll);
+        tokio::time::sleep(pause).await;
     }
 }
 

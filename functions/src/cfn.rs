@@ -374,7 +374,8 @@ async fn run<R: CustomResource>(
     }
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+/// `text` cut to `max_chars` characters (with "..." when cut).
+pub fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}...", &text[..i]),
         None => text.to_string(),

@@ -206,7 +206,10 @@ impl Connector<'_> {
         data.insert("CloudTrail".into(), spec.cloudtrail.as_str().into());
         data.insert("CloudTrailCoverage".into(), coverage.how.as_str().into());
         data.insert("TrailArn".into(), coverage.trail_arn);
-        data.insert("CloudTrailDetail".into(), shorten(&coverage.detail, 600));
+        data.insert(
+            "CloudTrailDetail".into(),
+            cfn::truncate(&coverage.detail, 600),
+        );
         data.insert("PortalStatus".into(), portal.0);
         Ok(data)
     }
@@ -298,12 +301,5 @@ impl Connector<'_> {
             );
         }
         Ok(())
-    }
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
     }
 }

@@ -7,11 +7,12 @@
 //! - [`trail`]: make sure CloudTrail covers all regions;
 //! - [`portal`]: hand the key to the portal (the seam for the portal client);
 //!
-//! and the plumbing: [`cfn`] (the custom resource protocol), [`connector`]
+//! and the plumbing: [`backoff`], [`cfn`] (the custom resource protocol), [`connector`]
 //! (the custom resource itself), [`config`], [`logging`], [`names`],
 //! [`properties`], [`sensitive`].
 
 pub mod access_key;
+pub mod backoff;
 pub mod cfn;
 pub mod config;
 pub mod connector;

@@ -39,7 +39,7 @@ pub struct Function {
 impl Function {
     /// Starts `binary` against a new Runtime API, with `env` on top of the
     /// Lambda variables.
-    pub async fn start(binary: &str, env: &[(&str, String)]) -> Function {
+    pub async fn start(binary: &str, env: &[(String, String)]) -> Function {
         let state = Arc::new(Mutex::new(State::default()));
         let changed = Arc::new(Notify::new());
         let (s, n) = (state.clone(), changed.clone());
