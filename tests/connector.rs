@@ -107,15 +107,8 @@ async fn create_makes_the_user_its_policy_a_proven_key_and_a_trail() {
 
     // AND the secret holds the only key of the user, as the design's JSON,
     // and it authenticates as the user
-    let raw = w
-        .secrets
-        .get_secret_value()
-        .secret_id(&w.secret_arn)
-        .version_stage(AWSCURRENT)
-        .send()
-        .await
-        .unwrap();
-    let raw: Value = serde_json::from_str(raw.secret_string().unwrap()).unwrap();
+    let raw = w.secret_text(&w.secret_arn, AWSCURRENT).await.unwrap();
+    let raw: Value = serde_json::from_str(&raw).unwrap();
     let mut fields: Vec<&str> = raw
         .as_object()
         .unwrap()
@@ -827,14 +820,7 @@ async fn a_create_that_fails_midway_is_cleaned_by_its_rollback_delete() {
 
     // THEN nothing the stack made is left but the log bucket
     assert!(w.user(USER).await.is_none());
-    let local = w
-        .iam
-        .list_policies()
-        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-        .send()
-        .await
-        .unwrap();
-    assert!(local.policies().is_empty());
+    assert!(w.local_policies().await.is_empty());
     assert!(w.trail_names().await.is_empty());
     assert!(w.bucket_exists(&stack(&w).bucket_name()).await);
     w.assert_no_leaks().await;
@@ -881,14 +867,7 @@ async fn a_create_cut_off_by_the_deadline_is_answered_and_cleaned_by_its_rollbac
         );
         w.ok(&delete).await;
         assert!(w.user(USER).await.is_none(), "cut at {fraction}");
-        let local = w
-            .iam
-            .list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-            .send()
-            .await
-            .unwrap();
-        assert!(local.policies().is_empty(), "cut at {fraction}");
+        assert!(w.local_policies().await.is_empty(), "cut at {fraction}");
         assert!(w.trail_names().await.is_empty(), "cut at {fraction}");
         w.assert_no_leaks().await;
     }
@@ -1095,20 +1074,9 @@ async fn a_new_secret_on_update_gets_the_key_and_the_old_key_is_retired() {
     let create = w.event("create.json");
     let body = w.ok(&create).await;
     let old_key = w.current_key().await;
-    let second = w
-        .secrets
-        .create_secret()
-        .name(format!("cloudapps/second-{}", w.account))
-        .tags(
-            aws_sdk_secretsmanager::types::Tag::builder()
-                .key("aws:cloudformation:stack-id")
-                .value(&w.stack_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let second_arn = second.arn().unwrap().to_string();
+    let second_arn = w
+        .declare_secret(&format!("cloudapps/second-{}", w.account))
+        .await;
 
     // WHEN an Update points SecretArn at it
     let mut props = create["ResourceProperties"].clone();
@@ -1123,15 +1091,8 @@ async fn a_new_secret_on_update_gets_the_key_and_the_old_key_is_retired() {
 
     // THEN the new secret holds the user's only key, a working one
     assert_eq!(updated["Data"]["SecretArn"], second_arn.as_str());
-    let raw = w
-        .secrets
-        .get_secret_value()
-        .secret_id(&second_arn)
-        .version_stage(AWSCURRENT)
-        .send()
-        .await
-        .unwrap();
-    let key = StoredKey::parse(&Sensitive::new(raw.secret_string().unwrap())).unwrap();
+    let text = w.secret_text(&second_arn, AWSCURRENT).await.unwrap();
+    let key = StoredKey::parse(&Sensitive::new(text)).unwrap();
     assert_ne!(key.access_key_id, old_key.access_key_id);
     assert_eq!(w.keys(USER).await, vec![(key.access_key_id.clone(), true)]);
     assert_eq!(w.identity_of(&key).await.unwrap(), physical_id(&body));

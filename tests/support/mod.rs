@@ -322,6 +322,27 @@ where
     format!("http://{addr}")
 }
 
+/// Creates a secret as a template declares it: CloudFormation tags it with
+/// the stack id. Returns its ARN.
+async fn declare_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    stack_id: &str,
+) -> String {
+    let tag = aws_sdk_secretsmanager::types::Tag::builder()
+        .key("aws:cloudformation:stack-id")
+        .value(stack_id)
+        .build();
+    let out = secrets
+        .create_secret()
+        .name(name)
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    out.arn().unwrap().to_string()
+}
+
 /// Settings for tests: quick polls, a short margin.
 pub fn test_settings() -> Settings {
     Settings {
@@ -391,19 +412,12 @@ impl World {
             fastrand::u64(..0xffff_ffff_ffff)
         );
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        // As the template declares it: CloudFormation tags it with the stack id.
-        let secret = secrets
-            .create_secret()
-            .name(format!("cloudapps/connector-key-{suffix}"))
-            .tags(
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key("aws:cloudformation:stack-id")
-                    .value(&stack_id)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let secret_arn = declare_secret(
+            &secrets,
+            &format!("cloudapps/connector-key-{suffix}"),
+            &stack_id,
+        )
+        .await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)
@@ -419,7 +433,7 @@ impl World {
             sdk,
             credentials,
             stack_id,
-            secret_arn: secret.arn().unwrap().to_string(),
+            secret_arn,
             catcher: Catcher::start().await,
             deps,
             extra_output: Mutex::new(Vec::new()),
@@ -564,17 +578,44 @@ impl World {
         self.iam.get_policy().policy_arn(arn).send().await.is_ok()
     }
 
-    /// The key in the secret under `stage`.
+    /// The key in this world's secret under `stage`.
     pub async fn secret_key(&self, stage: &str) -> Option<StoredKey> {
+        StoredKey::parse(&Sensitive::new(
+            self.secret_text(&self.secret_arn, stage).await?,
+        ))
+    }
+
+    /// The text a secret holds under `stage`.
+    pub async fn secret_text(&self, secret: &str, stage: &str) -> Option<String> {
         let out = self
             .secrets
             .get_secret_value()
-            .secret_id(&self.secret_arn)
+            .secret_id(secret)
             .version_stage(stage)
             .send()
             .await
             .ok()?;
-        StoredKey::parse(&Sensitive::new(out.secret_string()?))
+        out.secret_string().map(str::to_string)
+    }
+
+    /// A secret declared by this world's stack, as the template would.
+    pub async fn declare_secret(&self, name: &str) -> String {
+        declare_secret(&self.secrets, name, &self.stack_id).await
+    }
+
+    /// The customer managed policies of the account.
+    pub async fn local_policies(&self) -> Vec<String> {
+        let out = self
+            .iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap();
+        out.policies()
+            .iter()
+            .filter_map(|p| p.arn().map(str::to_string))
+            .collect()
     }
 
     pub async fn current_key(&self) -> StoredKey {
