@@ -20,7 +20,7 @@ use crate::access_key;
 use crate::cfn::{self, Action, Answer, CustomResource, Data, Invocation, Request};
 use crate::config::Deps;
 use crate::error::Error;
-use crate::iam_user::{self, Removal};
+use crate::iam_user;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
 use crate::names::{StackRef, UserRef};
 use crate::portal::Instance;
@@ -294,12 +294,6 @@ impl Connector<'_> {
             trail = ?trail,
             "delete done (log bucket kept)"
         );
-        if user_removal == Removal::LeftAlone && policy == Removal::LeftAlone {
-            info!(
-                physical_id,
-                "nothing of this physical id was left to delete"
-            );
-        }
         Ok(())
     }
 }
