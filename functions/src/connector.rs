@@ -69,8 +69,10 @@ pub async fn handle_lambda_event(
             let margin = crate::Settings::default().deadline_margin;
             let invocation =
                 Invocation::from_epoch_millis(event.context.deadline, margin, log_stream);
-            let http = reqwest::Client::new();
-            cfn::serve(&Misconfigured(error), &http, event.payload, &invocation).await?;
+            // Built once, as Deps would have: this path serves every event.
+            static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+            let http = HTTP.get_or_init(reqwest::Client::new);
+            cfn::serve(&Misconfigured(error), http, event.payload, &invocation).await?;
             Err(format!("the function is misconfigured: {error}").into())
         }
     }

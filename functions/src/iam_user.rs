@@ -397,16 +397,8 @@ pub async fn delete_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Resu
         return Ok(Removal::LeftAlone);
     }
     let name = user.name.as_str();
-    let keys = iam
-        .list_access_keys()
-        .user_name(name)
-        .send()
-        .await
-        .map_err(Error::aws("iam:ListAccessKeys"))?;
-    for key in keys.access_key_metadata() {
-        if let Some(id) = key.access_key_id() {
-            crate::access_key::delete(iam, name, id).await?;
-        }
+    for key in crate::access_key::list(iam, name).await? {
+        crate::access_key::delete(iam, name, &key.id).await?;
     }
     for arn in attached_policies(iam, name).await? {
         detach(iam, name, &arn).await?;
