@@ -165,3 +165,72 @@ async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
         let _ = f.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_connects_the_portal_from_its_environment() {
+    // GIVEN the binary in PORTAL_MODE=api, configured only by environment,
+    // against the portal emulator with an Entra ID application
+    let mut w = World::new().await;
+    w.use_portal(
+        portal_emulator::Config {
+            test_duration: Duration::from_millis(200),
+            ..Default::default()
+        },
+        support::PortalAuth::Entra,
+    )
+    .await;
+    let url = w.emulator().url.clone();
+    let secret = w.portal_secret.clone();
+    let f = Function::start(
+        BINARY,
+        &env_for(
+            &w,
+            &[
+                ("PORTAL_MODE", "api"),
+                ("PORTAL_URL", &url),
+                ("PORTAL_LOGIN_URL", &url),
+                ("PORTAL_CREDENTIALS_SECRET_ARN", &secret),
+                ("PORTAL_TEST_POLL_MS", "100"),
+                ("PORTAL_RETRY_FIRST_MS", "100"),
+            ],
+        ),
+    )
+    .await;
+
+    // WHEN CloudFormation sends Create, then Delete
+    let create = w.event("create.json");
+    let Outcome::Response(_) = f.invoke(&create, Duration::from_secs(60)).await else {
+        panic!("create")
+    };
+    let body = cfn_answer(&w, &create);
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+
+    // THEN the portal instance holds the key in the secret and its test passed
+    let key = w.current_key().await;
+    let instance = w.emulator().instances()[0].clone();
+    assert_eq!(instance.access_key_id, key.access_key_id);
+    assert_eq!(instance.status, "connected");
+    assert_eq!(body["Data"]["PortalStatus"], "connected");
+
+    let delete = w.follow_up(
+        "delete.json",
+        body["PhysicalResourceId"].as_str().unwrap(),
+        &create["ResourceProperties"],
+        None,
+    );
+    let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
+        panic!("delete")
+    };
+    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    // AND Delete disabled it
+    assert_eq!(w.emulator().instances()[0].status, "disabled");
+
+    // AND the process's logs hold no key, token or client secret
+    let output = f.stop().await;
+    assert!(output.contains("portal instance created"), "{output}");
+    w.extra_output
+        .lock()
+        .unwrap()
+        .push(("the connector's output".into(), output));
+    w.assert_no_leaks().await;
+}

@@ -751,40 +751,11 @@ async fn a_create_that_fails_midway_is_cleaned_by_its_rollback_delete() {
     // trail, the user, the policy and a key
     let moto = Moto::start();
     let mut w = World::on(&moto).await;
-    let deployer = "cloudapps-function";
-    w.iam
-        .create_user()
-        .user_name(deployer)
-        .send()
-        .await
-        .unwrap();
-    let policy = json!({"Version": "2012-10-17", "Statement": [
+    w.act_as_function_user(&json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"},
         {"Effect": "Deny", "Action": "secretsmanager:PutSecretValue", "Resource": "*"}
-    ]});
-    w.iam
-        .put_user_policy()
-        .user_name(deployer)
-        .policy_name("all-but-the-secret")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let k = w
-        .iam
-        .create_access_key()
-        .user_name(deployer)
-        .send()
-        .await
-        .unwrap();
-    let k = k.access_key().unwrap();
-    let sdk = sdk_config(&w.endpoint, k.access_key_id(), k.secret_access_key(), None).await;
-    w.deps = cloudapps::Deps::new(
-        &sdk,
-        support::test_settings(),
-        cloudapps::portal::Portal::off(),
-    )
-    .unwrap();
+    ]}))
+    .await;
     moto.enforce_iam().await;
     let create = w.event("create.json");
 

@@ -12,6 +12,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::SharedCredentialsProvider;
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use tracing::{info, warn};
 
@@ -139,10 +140,16 @@ pub async fn wait_until_authenticates(
     }
 }
 
-/// An STS client that signs with `key`, sharing the function's HTTP client,
-/// region and endpoint. No SDK retries (the loop above is the retry), and a
-/// short timeout per call.
+/// An STS client that signs with `key`. No SDK retries (the loop above is
+/// the retry).
 fn key_client(sdk: &SdkConfig, key: &StoredKey) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&signed_with(sdk, key, RetryConfig::disabled()))
+}
+
+/// The function's SDK configuration (HTTP client, region, endpoint), signing
+/// with `key` instead, with `retry` and a short timeout per call: for checks
+/// of a new key.
+pub fn signed_with(sdk: &SdkConfig, key: &StoredKey, retry: RetryConfig) -> SdkConfig {
     let credentials = Credentials::new(
         &key.access_key_id,
         key.secret_access_key.expose(),
@@ -150,19 +157,18 @@ fn key_client(sdk: &SdkConfig, key: &StoredKey) -> aws_sdk_sts::Client {
         None,
         "cloudapps-new-key",
     );
-    let config = aws_sdk_sts::config::Builder::from(sdk)
-        .credentials_provider(credentials)
-        .retry_config(RetryConfig::disabled())
+    sdk.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(retry)
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(5))
                 .build(),
         )
-        .build();
-    aws_sdk_sts::Client::from_conf(config)
+        .build()
 }
 
-fn is_user(arn: Option<&str>, user_name: &str) -> bool {
+pub fn is_user(arn: Option<&str>, user_name: &str) -> bool {
     arn.is_some_and(|arn| arn.contains(":user/") && arn.rsplit('/').next() == Some(user_name))
 }
 

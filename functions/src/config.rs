@@ -23,6 +23,9 @@ pub struct Settings {
     pub key_ready_first_poll: Duration,
     /// `KEY_READY_MAX_POLL_MS`: longest pause between two checks. Default 2 s.
     pub key_ready_max_poll: Duration,
+    /// `PREFLIGHT_SETTLE_MS`: how long a pre-flight refusal of a new key is
+    /// tried again (IAM propagates a new policy in seconds). Default 20 s.
+    pub preflight_settle: Duration,
 }
 
 impl Default for Settings {
@@ -32,6 +35,7 @@ impl Default for Settings {
             key_ready_timeout: Duration::from_secs(120),
             key_ready_first_poll: Duration::from_millis(250),
             key_ready_max_poll: Duration::from_secs(2),
+            preflight_settle: Duration::from_secs(20),
         }
     }
 }
@@ -44,24 +48,13 @@ impl Settings {
     /// Reads the settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let d = Self::default();
-        let millis = |name: &str, default: Duration| -> Result<Duration, Error> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(v) if v.trim().is_empty() => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| {
-                        Error::Config(format!("{name}={v:?} is not a number of milliseconds"))
-                    }),
-            }
-        };
+        let millis = |name: &str, default: Duration| millis(&lookup, name, default);
         let s = Self {
             deadline_margin: millis("CFN_DEADLINE_MARGIN_MS", d.deadline_margin)?,
             key_ready_timeout: millis("KEY_READY_TIMEOUT_MS", d.key_ready_timeout)?,
             key_ready_first_poll: millis("KEY_READY_POLL_MS", d.key_ready_first_poll)?,
             key_ready_max_poll: millis("KEY_READY_MAX_POLL_MS", d.key_ready_max_poll)?,
+            preflight_settle: millis("PREFLIGHT_SETTLE_MS", d.preflight_settle)?,
         };
         if s.key_ready_first_poll.is_zero() || s.key_ready_max_poll < s.key_ready_first_poll {
             return Err(Error::Config(
@@ -69,6 +62,23 @@ impl Settings {
             ));
         }
         Ok(s)
+    }
+}
+
+/// The duration in milliseconds that `lookup(name)` holds, or `default` when unset.
+pub fn millis(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, Error> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| Error::Config(format!("{name}={v:?} is not a number of milliseconds"))),
     }
 }
 
@@ -116,14 +126,15 @@ pub struct Deps {
 
 impl Deps {
     /// From the environment: the SDK's own variables (`AWS_REGION`,
-    /// credentials, `AWS_ENDPOINT_URL`), the settings and `PORTAL_MODE`.
+    /// credentials, `AWS_ENDPOINT_URL`), the settings and the portal's
+    /// (`PORTAL_MODE` and what the mode needs).
     pub async fn from_env() -> Result<Self, Error> {
         let settings = Settings::from_env()?;
-        let portal = Portal::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
         if sdk.region().is_none() {
             return Err(Error::Config("AWS_REGION is not set".into()));
         }
+        let portal = Portal::from_env(&sdk)?;
         Self::new(&sdk, settings, portal)
     }
 

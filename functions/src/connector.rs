@@ -3,12 +3,15 @@
 //! AWS side, as Create, Update and Delete.
 //!
 //! - Create/Update converge to the properties: secret checked, CloudTrail
-//!   coverage, IAM user and policy, one proven key in the secret, hand-over
-//!   to the portal. Each step is idempotent, so a retried event ends in the
-//!   same state.
+//!   coverage, IAM user and policy, one proven key in the secret, the
+//!   pre-flight of that key (unless `PORTAL_MODE=off`), hand-over to the
+//!   portal (connect and test, or a hand-off notice). Each step is
+//!   idempotent, so a retried event ends in the same state.
 //! - The physical id is the user's ARN: a change of `UserName`/`UserPath`
 //!   is a replacement, and CloudFormation then deletes the old id.
-//! - Delete removes what the physical id made (user, keys, attachments,
+//! - Delete first stops the portal from using the key (disables the
+//!   instance while it holds this id's key; never one a replacement now
+//!   uses), then removes what the physical id made (user, keys, attachments,
 //!   policy, the stack's trail if this id uses it), keeps the log bucket and
 //!   never touches what the current id uses.
 
@@ -23,7 +26,8 @@ use crate::error::Error;
 use crate::iam_user;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
 use crate::names::{StackRef, UserRef};
-use crate::portal::Instance;
+use crate::portal::{Instance, PortalMode};
+use crate::preflight;
 use crate::properties::{Connection, Spec};
 use crate::trail;
 
@@ -122,13 +126,13 @@ impl CustomResource for Connector<'_> {
         let stack = &request.stack;
         match &request.action {
             Action::Delete { physical_id } => {
-                Box::pin(self.delete(stack, physical_id)).await?;
+                Box::pin(self.delete(request, physical_id, &request.properties)).await?;
                 Ok(Data::new())
             }
             Action::Create => {
                 let spec =
                     Spec::parse(&request.properties, stack).map_err(Error::InvalidProperties)?;
-                Box::pin(self.converge(request, &spec)).await
+                Box::pin(self.converge(request, &spec, None)).await
             }
             Action::Update {
                 physical_id: current,
@@ -136,7 +140,8 @@ impl CustomResource for Connector<'_> {
             } => {
                 let spec =
                     Spec::parse(&request.properties, stack).map_err(Error::InvalidProperties)?;
-                let data = Box::pin(self.converge(request, &spec)).await?;
+                let previous = Spec::parse(old_properties, stack).ok();
+                let data = Box::pin(self.converge(request, &spec, previous.as_ref())).await?;
                 // A rollback after a failed Update comes back to the id
                 // CloudFormation holds, with the failed properties as "old":
                 // what that attempt made under another id is cleaned here,
@@ -146,7 +151,7 @@ impl CustomResource for Connector<'_> {
                         let abandoned = stack.user(&old.user_path, &old.user_name);
                         if abandoned.arn != physical_id {
                             info!(abandoned = %abandoned, "cleaning up what a failed update made");
-                            Box::pin(self.delete(stack, &abandoned.arn)).await?;
+                            Box::pin(self.delete(request, &abandoned.arn, old_properties)).await?;
                         }
                     }
                 }
@@ -157,7 +162,13 @@ impl CustomResource for Connector<'_> {
 }
 
 impl Connector<'_> {
-    async fn converge(&self, request: &Request, spec: &Spec) -> Result<Data, Error> {
+    /// `previous`: the properties before an Update.
+    async fn converge(
+        &self,
+        request: &Request,
+        spec: &Spec,
+        previous: Option<&Spec>,
+    ) -> Result<Data, Error> {
         let aws = &self.deps.aws;
         let stack = &request.stack;
         let user = stack.user(&spec.user_path, &spec.user_name);
@@ -189,14 +200,40 @@ impl Connector<'_> {
         .await?;
 
         key_store::tag_owner(&aws.secrets, &secret, stack).await?;
-        let key = Box::pin(self.ensure_key(stack, &user, &secret, request)).await?;
+        let (key, fresh) = Box::pin(self.ensure_key(stack, &user, &secret, request)).await?;
 
+        let portal = &self.deps.portal;
+        let checked = if portal.mode() == PortalMode::Off {
+            "not run (PORTAL_MODE=off)".to_string()
+        } else {
+            preflight::check(
+                &aws.sdk,
+                &key,
+                &user,
+                &stack.account,
+                &self.deps.settings,
+                request.deadline,
+            )
+            .await?
+            .summary()
+        };
+        let connections: Vec<&str> = spec.connections.iter().map(|c| c.as_str()).collect();
+        let changed = fresh
+            || previous.is_none_or(|p| {
+                p.connector_name != spec.connector_name || p.connections != spec.connections
+            });
         let instance = Instance {
             name: &spec.connector_name,
+            previous_name: previous.map(|p| p.connector_name.as_str()),
+            connections: &connections,
             secret_arn: &secret.arn,
-            security_configuration: spec.has(Connection::SecurityConfiguration),
+            user_arn: &user.arn,
+            account: &stack.account,
+            region: &stack.region,
         };
-        let portal = self.deps.portal.hand_over(instance, &key).await?;
+        let handed = portal
+            .hand_over(instance, &key, changed, &checked, request.deadline)
+            .await?;
 
         let mut data = Data::new();
         data.insert("UserArn".into(), user.arn.clone());
@@ -212,7 +249,10 @@ impl Connector<'_> {
             "CloudTrailDetail".into(),
             cfn::truncate(&coverage.detail, 600),
         );
-        data.insert("PortalStatus".into(), portal.0);
+        data.insert("Preflight".into(), cfn::truncate(&checked, 300));
+        data.insert("PortalStatus".into(), handed.status);
+        data.insert("PortalInstance".into(), handed.instance);
+        data.insert("PortalTest".into(), cfn::truncate(&handed.test, 300));
         Ok(data)
     }
 
@@ -221,20 +261,21 @@ impl Connector<'_> {
     /// nobody can use (not in AWSCURRENT nor AWSPENDING, e.g. left by a crash
     /// between CreateAccessKey and PutSecretValue) are deleted first, which
     /// also keeps room under IAM's limit of two keys. Always proven to
-    /// authenticate before returning.
+    /// authenticate before returning; `true` with a key made now.
     async fn ensure_key(
         &self,
         stack: &StackRef,
         user: &UserRef,
         secret: &SecretInfo,
         request: &Request,
-    ) -> Result<StoredKey, Error> {
+    ) -> Result<(StoredKey, bool), Error> {
         let aws = &self.deps.aws;
         let keys = access_key::list(&aws.iam, &user.name).await?;
         let current = key_store::read(&aws.secrets, &secret.arn, AWSCURRENT).await?;
         let usable = current.filter(|k| {
             k.user_name == user.name && keys.iter().any(|m| m.id == k.access_key_id && m.active)
         });
+        let fresh = usable.is_none();
         let key = match usable {
             Some(key) => key,
             None => {
@@ -274,11 +315,18 @@ impl Connector<'_> {
             request.deadline,
         )
         .await?;
-        Ok(key)
+        Ok((key, fresh))
     }
 
-    async fn delete(&self, stack: &StackRef, physical_id: &str) -> Result<(), Error> {
+    /// Deletes what `physical_id` made; `properties` are the ones it was made with.
+    async fn delete(
+        &self,
+        request: &Request,
+        physical_id: &str,
+        properties: &serde_json::Value,
+    ) -> Result<(), Error> {
         let aws = &self.deps.aws;
+        let stack = &request.stack;
         let Some(user) = stack.user_from_physical_id(physical_id) else {
             info!(
                 physical_id,
@@ -286,6 +334,27 @@ impl Connector<'_> {
             );
             return Ok(());
         };
+        // The portal first: if it fails, nothing is gone yet and a retry can
+        // still tell which instance holds this user's key.
+        let portal = &self.deps.portal;
+        if portal.mode() != PortalMode::Off {
+            if let (Ok(spec), Ok(keys)) = (
+                Spec::parse(properties, stack),
+                iam_user::own_keys(&aws.iam, stack, &user).await?,
+            ) {
+                let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
+                let done = portal
+                    .release(
+                        &spec.connector_name,
+                        &user.arn,
+                        &stack.account,
+                        &ids,
+                        request.deadline,
+                    )
+                    .await?;
+                info!(physical_id, portal = %done, "portal released");
+            }
+        }
         let trail = trail::delete_own_trail(&aws.cloudtrail, stack, &user).await?;
         let user_removal = iam_user::delete_user(&aws.iam, stack, &user).await?;
         let policy = iam_user::delete_policy(&aws.iam, stack, &user).await?;

@@ -30,6 +30,18 @@ pub enum Error {
     /// The configuration of the function itself (environment).
     #[error("configuration: {0}")]
     Config(String),
+    /// The new key failed the pre-flight: a permission it lacks, or the trail.
+    #[error("pre-flight of the new key failed: {0}")]
+    Preflight(String),
+    /// A portal call failed; `message` says what the portal answered and what to do.
+    #[error("portal {operation}: {message}")]
+    Portal {
+        operation: &'static str,
+        message: String,
+    },
+    /// The hand-off notification could not be published.
+    #[error("hand-off: {0}")]
+    Handoff(String),
 }
 
 impl Error {

@@ -386,18 +386,32 @@ pub enum Removal {
     LeftAlone,
 }
 
-/// Deletes the user with everything IAM requires gone first: its access
-/// keys, attached and inline policies, groups and console password.
-pub async fn delete_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Result<Removal, Error> {
+/// The access keys of `user` when it exists and is what this physical id
+/// made; otherwise why it is not (`AlreadyGone` or `LeftAlone`).
+pub async fn own_keys(
+    iam: &Client,
+    stack: &StackRef,
+    user: &UserRef,
+) -> Result<Result<Vec<crate::access_key::KeyInfo>, Removal>, Error> {
     let Some((path, tags)) = get_user(iam, &user.name).await? else {
-        return Ok(Removal::AlreadyGone);
+        return Ok(Err(Removal::AlreadyGone));
     };
     if !owned(stack, &tags) || path != user.path {
         info!(user = %user, current_path = %path, "the IAM user is not this physical id's: left alone");
-        return Ok(Removal::LeftAlone);
+        return Ok(Err(Removal::LeftAlone));
     }
+    Ok(Ok(crate::access_key::list(iam, &user.name).await?))
+}
+
+/// Deletes the user with everything IAM requires gone first: its access
+/// keys, attached and inline policies, groups and console password.
+pub async fn delete_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Result<Removal, Error> {
+    let keys = match own_keys(iam, stack, user).await? {
+        Ok(keys) => keys,
+        Err(removal) => return Ok(removal),
+    };
     let name = user.name.as_str();
-    for key in crate::access_key::list(iam, name).await? {
+    for key in keys {
         crate::access_key::delete(iam, name, &key.id).await?;
     }
     for arn in attached_policies(iam, name).await? {

@@ -5,7 +5,9 @@
 //! - [`access_key`]: issue the access key and prove it authenticates;
 //! - [`key_store`]: store it in Secrets Manager (instead of a .csv);
 //! - [`trail`]: make sure CloudTrail covers all regions;
-//! - [`portal`]: hand the key to the portal (the seam for the portal client);
+//! - [`preflight`]: check the new key does what the portal's "Test API" needs;
+//! - [`portal`]: connect and test the instance in the portal (or [`handoff`]:
+//!   tell a person what to do there);
 //!
 //! and the plumbing: [`backoff`], [`cfn`] (the custom resource protocol), [`connector`]
 //! (the custom resource itself), [`config`], [`logging`], [`names`],
@@ -17,11 +19,13 @@ pub mod cfn;
 pub mod config;
 pub mod connector;
 pub mod error;
+pub mod handoff;
 pub mod iam_user;
 pub mod key_store;
 pub mod logging;
 pub mod names;
 pub mod portal;
+pub mod preflight;
 pub mod properties;
 pub mod sensitive;
 pub mod trail;

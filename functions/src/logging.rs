@@ -25,6 +25,7 @@ const CAPPED: &[&str] = &[
     "aws_sdk_s3",
     "aws_sdk_secretsmanager",
     "aws_sdk_cloudtrail",
+    "aws_sdk_sns",
     "hyper",
     "hyper_util",
     "h2",

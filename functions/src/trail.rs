@@ -126,7 +126,9 @@ pub async fn survey(ct: &Client) -> Result<Vec<TrailView>, Error> {
         let multi_region = trail.is_multi_region_trail().unwrap_or(false);
         // A trail is read in its home region; the others only hold shadows.
         let region = (home != here).then(|| Region::new(home.clone()));
-        let logging = read_logging(ct, arn, region.clone()).await;
+        let logging = read_logging_raw(ct, arn, Some(&home))
+            .await
+            .map_err(|e| describe(&e));
         let management = if multi_region {
             read_management(ct, arn, region).await
         } else {
@@ -151,15 +153,24 @@ fn in_region(region: Option<Region>) -> aws_sdk_cloudtrail::config::Builder {
     b
 }
 
-async fn read_logging(ct: &Client, arn: &str, region: Option<Region>) -> Result<bool, String> {
+/// Whether the trail `arn` is logging, read in its `home` region.
+pub async fn read_logging_raw(
+    ct: &Client,
+    arn: &str,
+    home: Option<&str>,
+) -> Result<
+    bool,
+    aws_sdk_cloudtrail::error::SdkError<
+        aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusError,
+        aws_sdk_cloudtrail::config::http::HttpResponse,
+    >,
+> {
+    let here = ct.config().region().map(|r| r.to_string());
     let mut call = ct.get_trail_status().name(arn).customize();
-    if region.is_some() {
-        call = call.config_override(in_region(region));
+    if let Some(home) = home.filter(|h| Some(*h) != here.as_deref()) {
+        call = call.config_override(in_region(Some(Region::new(home.to_string()))));
     }
-    call.send()
-        .await
-        .map(|s| s.is_logging().unwrap_or(false))
-        .map_err(|e| describe(&e))
+    call.send().await.map(|s| s.is_logging().unwrap_or(false))
 }
 
 async fn read_management(

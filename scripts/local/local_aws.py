@@ -3,10 +3,12 @@
   catcher PORT        stands in for CloudFormation's presigned ResponseURL:
                       prints each response body it receives, one per line
   prepare             creates what the template would before the custom
-                      resource runs: the connector's secret (empty)
+                      resource runs: the connector's secret (empty), and the
+                      portal credentials secret ({"Token": $LOCAL_PORTAL_TOKEN})
   show TITLE          prints what exists in the account: users and their
                       policies and keys, the secret's stages (never its
-                      value), trails and buckets
+                      value), trails and buckets; and the AWS instances of the
+                      portal emulator ($PORTAL_URL)
 
 Uses boto3 from the venv (moto depends on it) and the environment that
 run-local sets (AWS_ENDPOINT_URL, AWS_REGION, test credentials).
@@ -17,6 +19,7 @@ import sys
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/cloudapps/5b6ee0f0-8a3a-11f0-9f6c-0a1b2c3d4e5f"
 SECRET_NAME = "cloudapps/connector-key"
+PORTAL_SECRET_NAME = "cloudapps/portal-credentials"
 
 
 def catcher(port: int) -> None:
@@ -46,6 +49,13 @@ def prepare() -> None:
         Tags=[{"Key": "aws:cloudformation:stack-id", "Value": STACK_ID}],
     )
     print(f"secret {SECRET_NAME} created (empty), as the template declares it")
+    import os
+
+    out = sm.create_secret(
+        Name=PORTAL_SECRET_NAME,
+        SecretString=json.dumps({"Token": os.environ["LOCAL_PORTAL_TOKEN"]}),
+    )
+    print(out["ARN"])
 
 
 def show(title: str) -> None:
@@ -92,6 +102,30 @@ def show(title: str) -> None:
         )
     for b in c["s3"].list_buckets()["Buckets"]:
         print(f"bucket {b['Name']}")
+    show_portal()
+
+
+def show_portal() -> None:
+    import os
+    import urllib.request
+
+    url = os.environ.get("PORTAL_URL")
+    if not url:
+        return
+    with urllib.request.urlopen(f"{url}/_emulator/instances") as r:
+        instances = json.load(r)
+    with urllib.request.urlopen(f"{url}/_emulator/tests") as r:
+        tests = json.load(r)
+    if not instances:
+        print("portal: no AWS instance")
+    for i in instances:
+        print(
+            f"portal instance {i['name']!r} ({i['id']}): status={i['status']} enabled={i['enabled']} "
+            f"key={i['access_key_id']} connections={','.join(i['connections'])}"
+        )
+        for t in tests:
+            if t["instance_id"] == i["id"]:
+                print(f"  test {t['test_id']} with key {t['access_key_id']}: {t['state']} {t.get('reason') or ''}")
 
 
 if __name__ == "__main__":

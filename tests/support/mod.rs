@@ -20,7 +20,7 @@ use aws_sdk_sts::config::Credentials;
 use cloudapps::cfn::{self, Answer, Invocation};
 use cloudapps::connector::Connector;
 use cloudapps::key_store::{AWSCURRENT, StoredKey};
-use cloudapps::portal::Portal;
+use cloudapps::portal::{Portal, PortalConfig};
 use cloudapps::sensitive::Sensitive;
 use cloudapps::{Deps, Settings};
 use http_body_util::{BodyExt, Full};
@@ -350,6 +350,7 @@ pub fn test_settings() -> Settings {
         key_ready_timeout: Duration::from_secs(20),
         key_ready_first_poll: Duration::from_millis(50),
         key_ready_max_poll: Duration::from_millis(500),
+        preflight_settle: Duration::from_secs(1),
     }
 }
 
@@ -371,6 +372,42 @@ pub struct World {
     pub s3: aws_sdk_s3::Client,
     /// Extra texts to scan for leaks (outputs of function processes).
     pub extra_output: Mutex<Vec<(String, String)>>,
+    /// The portal emulator, once `use_portal` connected the world to one.
+    pub portal: Option<portal_emulator::Emulator>,
+    /// The secret that holds the portal credentials (`use_portal`).
+    pub portal_secret: String,
+}
+
+/// How the world signs in to the portal emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortalAuth {
+    /// `{"Token"}`, the one the emulator accepts.
+    Token,
+    /// `{"TenantId","ClientId","ClientSecret"}` of the emulator's Entra app.
+    Entra,
+    /// A token the emulator does not know.
+    WrongToken,
+    /// The Entra app with a wrong client secret.
+    WrongClientSecret,
+}
+
+/// Portal client timings for tests: quick retries and polls.
+pub fn portal_config(url: &str, credentials_secret: &str) -> PortalConfig {
+    PortalConfig {
+        request_timeout: Duration::from_secs(2),
+        retry_first: Duration::from_millis(100),
+        retry_max: Duration::from_millis(800),
+        test_first_poll: Duration::from_millis(100),
+        test_max_poll: Duration::from_millis(400),
+        login_url: url.to_string(),
+        ..PortalConfig::new(url, credentials_secret)
+    }
+}
+
+fn hex(len: usize) -> String {
+    (0..len)
+        .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap())
+        .collect()
 }
 
 impl World {
@@ -437,7 +474,98 @@ impl World {
             catcher: Catcher::start().await,
             deps,
             extra_output: Mutex::new(Vec::new()),
+            portal: None,
+            portal_secret: String::new(),
         }
+    }
+
+    /// Starts a portal emulator (its test calls this world's moto), stores
+    /// portal credentials in a secret of the account, and switches the
+    /// connector to `PORTAL_MODE=api` against it. `config` may preset the
+    /// throttle, the test duration or routes.
+    pub async fn use_portal(&mut self, mut config: portal_emulator::Config, auth: PortalAuth) {
+        let token = hex(64);
+        let (tenant, client, client_secret) = (hex(8), hex(12), hex(40));
+        config.api_token = Some(token.clone());
+        config.entra = Some(portal_emulator::EntraApp {
+            tenant_id: tenant.clone(),
+            client_id: client.clone(),
+            client_secret: client_secret.clone(),
+        });
+        config.aws_endpoint.get_or_insert(self.endpoint.clone());
+        config.aws_region = REGION.to_string();
+        let emulator = portal_emulator::Emulator::start(config.clone())
+            .await
+            .unwrap();
+        let credentials = match auth {
+            PortalAuth::Token => json!({"Token": token}),
+            PortalAuth::WrongToken => json!({"Token": hex(64)}),
+            PortalAuth::Entra => {
+                json!({"TenantId": tenant, "ClientId": client, "ClientSecret": client_secret})
+            }
+            PortalAuth::WrongClientSecret => {
+                json!({"TenantId": tenant, "ClientId": client, "ClientSecret": hex(40)})
+            }
+        };
+        let name = format!("cloudapps/portal-{:08x}", fastrand::u32(..));
+        let out = self
+            .secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(credentials.to_string())
+            .send()
+            .await
+            .unwrap();
+        self.portal_secret = out.arn().unwrap().to_string();
+        let mut portal = portal_config(&emulator.url, &self.portal_secret);
+        portal.routes = cloudapps::portal::routes::Routes::with_overrides(
+            &serde_json::to_string(&config.routes).unwrap(),
+        )
+        .unwrap();
+        self.deps = Deps::new(
+            &self.sdk,
+            test_settings(),
+            Portal::api(portal, &self.sdk).unwrap(),
+        )
+        .unwrap();
+        self.portal = Some(emulator);
+    }
+
+    /// Runs the connector as an IAM user of this account with the inline
+    /// `policy` (for tests under IAM enforcement, where the world's assumed
+    /// role cannot act): `sdk` and `deps` sign as that user from now on.
+    pub async fn act_as_function_user(&mut self, policy: &Value) {
+        let name = "cloudapps-function";
+        self.iam.create_user().user_name(name).send().await.unwrap();
+        self.iam
+            .put_user_policy()
+            .user_name(name)
+            .policy_name("function")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap();
+        let k = out.access_key().unwrap();
+        self.sdk = sdk_config(
+            &self.endpoint,
+            k.access_key_id(),
+            k.secret_access_key(),
+            None,
+        )
+        .await;
+        self.deps = Deps::new(&self.sdk, test_settings(), Portal::off()).unwrap();
+    }
+
+    /// The portal emulator (after `use_portal`).
+    pub fn emulator(&self) -> &portal_emulator::Emulator {
+        self.portal.as_ref().expect("use_portal first")
     }
 
     /// A sample event from events/, made this world's: its stack, secret,
@@ -697,6 +825,16 @@ impl World {
     pub async fn assert_no_leaks(&self) {
         let mut secrets = self.all_secret_values().await;
         secrets.push(self.credentials.1.clone());
+        // Everything secret the portal saw: its tokens, the Entra client
+        // secret and access tokens, every key handed to it.
+        if let Some(portal) = &self.portal {
+            secrets.extend(portal.secrets_seen());
+        }
+        if !self.portal_secret.is_empty() {
+            if let Some(text) = self.secret_text(&self.portal_secret, AWSCURRENT).await {
+                secrets.push(text);
+            }
+        }
         let caught = self.catcher.all();
         let bodies: String = caught
             .iter()

@@ -5,7 +5,10 @@
 - exits as soon as its stdin closes, so a test process that dies (or a
   shell script that exits) never leaves a server behind;
 - loads the AWS managed policies (SecurityAudit, AWSSecurityHubReadOnlyAccess
-  exist in moto only with MOTO_IAM_LOAD_MANAGED_POLICIES=true).
+  exist in moto only with MOTO_IAM_LOAD_MANAGED_POLICIES=true);
+- answers cloudtrail:LookupEvents, which moto 5.2 does not implement (HTTP
+  500), with an empty, read-only page of events. moto authorizes an action
+  before it dispatches it, so IAM enforcement still applies to it.
 
 Usage: python moto_launcher.py [PORT]
 """
@@ -16,7 +19,17 @@ import threading
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
+from moto.cloudtrail.responses import CloudTrailResponse  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+
+
+def lookup_events(self: CloudTrailResponse) -> str:
+    """cloudtrail:LookupEvents: no events recorded (moto records none)."""
+    return json.dumps({"Events": []})
+
+
+if not hasattr(CloudTrailResponse, "lookup_events"):
+    CloudTrailResponse.lookup_events = lookup_events
 
 
 def main() -> None:

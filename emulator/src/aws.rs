@@ -1,0 +1,176 @@
+//! The portal's "Test API": with an instance's key, the calls Defender for
+//! Cloud Apps makes against the AWS account, and whether a multi-region
+//! trail is logging.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use serde::Serialize;
+
+/// One AWS call of a test and how it went.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Check {
+    pub call: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Where and with which key the test calls AWS.
+pub(crate) struct Target<'a> {
+    pub endpoint: Option<&'a str>,
+    pub region: &'a str,
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+}
+
+/// Runs every call; `Err(reason)` names the calls that failed, or says that
+/// no multi-region trail is logging.
+pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), String>) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(target.region.to_string()))
+        .credentials_provider(Credentials::new(
+            target.access_key_id,
+            target.secret_access_key,
+            None,
+            None,
+            "portal-emulator",
+        ))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts);
+    if let Some(endpoint) = target.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(target.endpoint.is_some())
+            .build(),
+    );
+
+    let mut checks = Vec::new();
+    let mut check = |call: &str, outcome: Result<String, String>| {
+        let ok = outcome.is_ok();
+        let detail = outcome.unwrap_or_else(|e| e);
+        checks.push(Check {
+            call: call.to_string(),
+            ok,
+            detail,
+        });
+    };
+
+    let identity = aws_sdk_sts::Client::new(&sdk)
+        .get_caller_identity()
+        .send()
+        .await;
+    check(
+        "sts:GetCallerIdentity",
+        identity
+            .map(|o| format!("account {}", o.account().unwrap_or("?")))
+            .map_err(|e| failure(&e)),
+    );
+
+    let mut logging = None;
+    let trails = cloudtrail
+        .describe_trails()
+        .include_shadow_trails(true)
+        .send()
+        .await;
+    match trails {
+        Ok(out) => {
+            let multi_region: Vec<_> = out
+                .trail_list()
+                .iter()
+                .filter(|t| t.is_multi_region_trail() == Some(true))
+                .collect();
+            check(
+                "cloudtrail:DescribeTrails",
+                Ok(format!(
+                    "{} trails, {} multi-region",
+                    out.trail_list().len(),
+                    multi_region.len()
+                )),
+            );
+            let mut any = false;
+            for trail in multi_region {
+                let name = trail.name().unwrap_or_default();
+                let status = cloudtrail
+                    .get_trail_status()
+                    .name(trail.trail_arn().unwrap_or(name))
+                    .send()
+                    .await;
+                let is_logging = status.as_ref().is_ok_and(|s| s.is_logging() == Some(true));
+                any |= is_logging;
+                let state = if is_logging { "logging" } else { "not logging" };
+                check(
+                    "cloudtrail:GetTrailStatus",
+                    status
+                        .map(|_| format!("trail {name}: {state}"))
+                        .map_err(|e| format!("trail {name}: {}", failure(&e))),
+                );
+            }
+            logging = Some(any);
+        }
+        Err(e) => check("cloudtrail:DescribeTrails", Err(failure(&e))),
+    }
+
+    let events = cloudtrail.lookup_events().max_results(1).send().await;
+    check(
+        "cloudtrail:LookupEvents",
+        events.map(|_| String::new()).map_err(|e| failure(&e)),
+    );
+    let buckets = s3.list_buckets().send().await;
+    check(
+        "s3:ListAllMyBuckets",
+        buckets
+            .map(|o| format!("{} buckets", o.buckets().len()))
+            .map_err(|e| failure(&e)),
+    );
+    let summary = aws_sdk_iam::Client::new(&sdk)
+        .get_account_summary()
+        .send()
+        .await;
+    check(
+        "iam:GetAccountSummary",
+        summary.map(|_| String::new()).map_err(|e| failure(&e)),
+    );
+
+    let mut problems: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.call, c.detail))
+        .collect();
+    if logging == Some(false) {
+        problems.push("no multi-region trail is logging".to_string());
+    }
+    let outcome = if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    };
+    (checks, outcome)
+}
+
+/// A failed call as its error code and HTTP status only: never the message,
+/// which may echo request details.
+fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (err, err.code(), status) {
+        (SdkError::TimeoutError(_), _, _) => "timeout".to_string(),
+        (SdkError::DispatchFailure(_), _, _) => "no answer (connection failed)".to_string(),
+        (SdkError::ConstructionFailure(_), _, _) => "request not built".to_string(),
+        (_, Some(code), Some(status)) => format!("{code} (HTTP {status})"),
+        (_, Some(code), None) => code.to_string(),
+        (_, None, Some(status)) => format!("HTTP {status}"),
+        (_, None, None) => "unknown error".to_string(),
+    }
+}
