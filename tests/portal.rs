@@ -652,3 +652,47 @@ async fn portal_mode_settings_are_checked_at_init() {
     .unwrap();
     assert_eq!(ok.mode(), cloudapps::portal::PortalMode::Handoff);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_credentials_are_read_once_and_the_entra_token_is_renewed_before_it_expires() {
+    // GIVEN an Entra app whose tokens live 6 s (renewed after 3 s), after a Create
+    let config = Config {
+        token_lifetime: Duration::from_secs(6),
+        ..fast()
+    };
+    let w = portal_world(config, PortalAuth::Entra).await;
+    let create = w.event("create.json");
+    let body = w.ok(&create).await;
+    let id = body["PhysicalResourceId"].as_str().unwrap().to_string();
+    let props = create["ResourceProperties"].clone();
+    let sign_ins = |w: &World| {
+        w.emulator()
+            .requests()
+            .iter()
+            .filter(|r| r.route.as_deref() == Some("token"))
+            .count()
+    };
+    assert_eq!(sign_ins(&w), 1);
+
+    // WHEN the credentials secret changes (a warm function keeps what it
+    // read at its cold start), and an Update comes after the token's renewal time
+    w.secrets
+        .put_secret_value()
+        .secret_id(&w.portal_secret)
+        .secret_string(json!({"Token": "0".repeat(64)}).to_string())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let mut more = props.clone();
+    more["Connections"] = json!(["SecurityAuditing", "SecurityConfiguration"]);
+    let body = w
+        .ok(&w.follow_up("update.json", &id, &more, Some(&props)))
+        .await;
+
+    // THEN it signed in again with the app it read first, and never got a 401
+    assert!(data(&body, "PortalTest").starts_with("succeeded"), "{body}");
+    assert_eq!(sign_ins(&w), 2);
+    assert!(w.emulator().requests().iter().all(|r| r.status != 401));
+    w.assert_no_leaks().await;
+}
