@@ -14,20 +14,7 @@ use support::runtime_api::{Function, Outcome};
 const BINARY: &str = env!("CARGO_BIN_EXE_connector");
 
 fn env_for(w: &World, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    [
-        ("AWS_REGION", support::REGION),
-        ("AWS_ENDPOINT_URL", &w.endpoint),
-        ("AWS_ACCESS_KEY_ID", &w.credentials.0),
-        ("AWS_SECRET_ACCESS_KEY", &w.credentials.1),
-        ("AWS_SESSION_TOKEN", &w.credentials.2),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-        ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
-        ("KEY_READY_POLL_MS", "50"),
-    ]
-    .iter()
-    .chain(extra)
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    support::function_env(w, extra)
 }
 
 fn cfn_answer(w: &World, event: &Value) -> Value {

@@ -531,39 +531,8 @@ async fn routes_follow_the_configuration() {
 async fn handoff_publishes_the_steps_and_never_the_key() {
     // GIVEN hand-off mode with a topic that delivers to an HTTP endpoint
     let mut w = World::new().await;
-    let sns = aws_sdk_sns::Client::new(&w.sdk);
-    let topic = sns
-        .create_topic()
-        .name(format!("cloudapps-{:08x}", fastrand::u32(..)))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
-    let inbox = format!("{}/inbox", w.catcher.base);
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("http")
-        .endpoint(&inbox)
-        .send()
-        .await
-        .unwrap();
-    w.deps = cloudapps::Deps::new(
-        &w.sdk,
-        support::test_settings(),
-        Portal::handoff(&topic, &w.sdk),
-    )
-    .unwrap();
-    let notifications = |w: &World| -> Vec<Value> {
-        w.catcher
-            .all()
-            .iter()
-            .filter(|c| c.path == "/inbox")
-            .map(|c| c.json())
-            .filter(|m| m["Type"] == "Notification")
-            .collect()
-    };
+    w.use_handoff().await;
+    let notifications = |w: &World| w.notifications();
 
     // WHEN Create runs
     let create = w.event("create.json");

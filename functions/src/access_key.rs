@@ -96,6 +96,34 @@ pub async fn delete(iam: &Client, user_name: &str, key_id: &str) -> Result<(), E
     }
 }
 
+/// Makes the key inactive (it no longer authenticates; it can be reactivated).
+pub async fn deactivate(iam: &Client, user_name: &str, key_id: &str) -> Result<(), Error> {
+    match iam
+        .update_access_key()
+        .user_name(user_name)
+        .access_key_id(key_id)
+        .status(StatusType::Inactive)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!(
+                user = user_name,
+                access_key_id = key_id,
+                "deactivated an access key"
+            );
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::aws("iam:UpdateAccessKey")(e)),
+    }
+}
+
 /// Waits until `key` authenticates as `user` (sts:GetCallerIdentity answers
 /// with that user of `account`). Polls with a [`Backoff`] from
 /// `settings.key_ready_first_poll` up to `key_ready_max_poll`, and gives up

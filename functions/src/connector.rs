@@ -17,7 +17,7 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::access_key;
 use crate::cfn::{self, Action, Answer, CustomResource, Data, Invocation, Request};
@@ -25,9 +25,9 @@ use crate::config::Deps;
 use crate::error::Error;
 use crate::iam_user;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
-use crate::names::{StackRef, UserRef};
+use crate::lifecycle;
+use crate::names::UserRef;
 use crate::portal::{Instance, PortalMode};
-use crate::preflight;
 use crate::properties::{Connection, Spec};
 use crate::trail;
 
@@ -199,25 +199,23 @@ impl Connector<'_> {
         )
         .await?;
 
-        key_store::tag_owner(&aws.secrets, &secret, stack).await?;
-        let (key, fresh) = Box::pin(self.ensure_key(stack, &user, &secret, request)).await?;
-
-        let portal = &self.deps.portal;
-        let checked = if portal.mode() == PortalMode::Off {
-            "not run (PORTAL_MODE=off)".to_string()
-        } else {
-            preflight::check(
-                &aws.sdk,
-                &key,
-                &user,
-                &stack.account,
-                &self.deps.settings,
-                request.deadline,
-            )
-            .await?
-            .summary()
-        };
         let connections: Vec<&str> = spec.connections.iter().map(|c| c.as_str()).collect();
+        let connections_tag = connections.join(" ");
+        // What the rotation needs to know, on the secret it rotates.
+        key_store::tag_owner(
+            &aws.secrets,
+            &secret,
+            stack,
+            &[
+                (lifecycle::TAG_LOGICAL_ID, &stack.logical_id),
+                (lifecycle::TAG_USER, &user.arn),
+                (lifecycle::TAG_INSTANCE, &spec.connector_name),
+                (lifecycle::TAG_CONNECTIONS, &connections_tag),
+            ],
+        )
+        .await?;
+        let (key, fresh) = Box::pin(self.ensure_key(&user, &secret)).await?;
+        let checked = lifecycle::prove(self.deps, &key, &user, stack, request.deadline).await?;
         let changed = fresh
             || previous.is_none_or(|p| {
                 p.connector_name != spec.connector_name || p.connections != spec.connections
@@ -231,9 +229,16 @@ impl Connector<'_> {
             account: &stack.account,
             region: &stack.region,
         };
-        let handed = portal
-            .hand_over(instance, &key, changed, &checked, request.deadline)
-            .await?;
+        let handed = lifecycle::hand_over(
+            self.deps,
+            instance,
+            &key,
+            changed,
+            &checked,
+            true,
+            request.deadline,
+        )
+        .await?;
 
         let mut data = Data::new();
         data.insert("UserArn".into(), user.arn.clone());
@@ -260,14 +265,12 @@ impl Connector<'_> {
     /// there when it is the user's and active, otherwise a new one. Keys
     /// nobody can use (not in AWSCURRENT nor AWSPENDING, e.g. left by a crash
     /// between CreateAccessKey and PutSecretValue) are deleted first, which
-    /// also keeps room under IAM's limit of two keys. Always proven to
-    /// authenticate before returning; `true` with a key made now.
+    /// also keeps room under IAM's limit of two keys. `true` with a key
+    /// made now; the caller proves it.
     async fn ensure_key(
         &self,
-        stack: &StackRef,
         user: &UserRef,
         secret: &SecretInfo,
-        request: &Request,
     ) -> Result<(StoredKey, bool), Error> {
         let aws = &self.deps.aws;
         let keys = access_key::list(&aws.iam, &user.name).await?;
@@ -290,31 +293,9 @@ impl Connector<'_> {
                 for stale in keys.iter().filter(|m| Some(&m.id) != pending.as_ref()) {
                     access_key::delete(&aws.iam, &user.name, &stale.id).await?;
                 }
-                let key = access_key::create(&aws.iam, user).await?;
-                if let Err(e) =
-                    key_store::write(&aws.secrets, &secret.arn, &key, &[AWSCURRENT]).await
-                {
-                    // Not stored = lost: never leave it behind.
-                    if let Err(cleanup) =
-                        access_key::delete(&aws.iam, &user.name, &key.access_key_id).await
-                    {
-                        warn!(error = %cleanup, "could not delete the key that was not stored");
-                    }
-                    return Err(e);
-                }
-                info!(user = %user, access_key_id = %key.access_key_id, secret = %secret.arn, "stored the new key as AWSCURRENT");
-                key
+                lifecycle::issue(self.deps, user, &secret.arn, None, &[AWSCURRENT]).await?
             }
         };
-        access_key::wait_until_authenticates(
-            &aws.sdk,
-            &key,
-            user,
-            &stack.account,
-            &self.deps.settings,
-            request.deadline,
-        )
-        .await?;
         Ok((key, fresh))
     }
 

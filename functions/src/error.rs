@@ -39,6 +39,9 @@ pub enum Error {
         operation: &'static str,
         message: String,
     },
+    /// A rotation event or state that the rotation refuses (nothing changed).
+    #[error("rotation: {0}")]
+    Rotation(String),
     /// The hand-off notification could not be published.
     #[error("hand-off: {0}")]
     Handoff(String),

@@ -89,9 +89,18 @@ pub struct SecretInfo {
     pub arn: String,
     pub tags: Vec<(String, String)>,
     pub stages: HashMap<String, Vec<String>>,
+    pub rotation_enabled: bool,
 }
 
 impl SecretInfo {
+    /// The value of tag `key`, if any.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The version holding `stage`, if any.
     pub fn version_with(&self, stage: &str) -> Option<&str> {
         self.stages
@@ -121,6 +130,7 @@ pub async fn describe(secrets: &Client, secret_id: &str) -> Result<SecretInfo, E
             })
             .collect(),
         stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
+        rotation_enabled: out.rotation_enabled().unwrap_or(false),
     })
 }
 
@@ -140,26 +150,91 @@ pub fn check_owner(info: &SecretInfo, stack: &StackRef) -> Result<(), Error> {
     Ok(())
 }
 
-/// Marks the secret as this stack's (so a second stack cannot take it over).
-pub async fn tag_owner(secrets: &Client, info: &SecretInfo, stack: &StackRef) -> Result<(), Error> {
-    let tagged = info
-        .tags
+/// Marks the secret as this stack's (so a second stack cannot take it
+/// over), with `more` tags (what the rotation needs to know: the resource,
+/// the user, the instance). Writes only what differs.
+pub async fn tag_owner(
+    secrets: &Client,
+    info: &SecretInfo,
+    stack: &StackRef,
+    more: &[(&str, &str)],
+) -> Result<(), Error> {
+    let wanted: Vec<(&str, &str)> = [(names::TAG_STACK_ID, stack.stack_id.as_str())]
+        .into_iter()
+        .chain(more.iter().copied())
+        .collect();
+    let missing: Vec<Tag> = wanted
         .iter()
-        .any(|(k, v)| k == names::TAG_STACK_ID && v == &stack.stack_id);
-    if tagged {
+        .filter(|(k, v)| info.tag(k) != Some(*v))
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    let tag = Tag::builder()
-        .key(names::TAG_STACK_ID)
-        .value(&stack.stack_id)
-        .build();
     secrets
         .tag_resource()
         .secret_id(&info.arn)
-        .tags(tag)
+        .set_tags(Some(missing))
         .send()
         .await
         .map_err(Error::aws("secretsmanager:TagResource"))?;
+    Ok(())
+}
+
+/// The key held by version `version_id` (with `stage` when given).
+pub async fn read_version(
+    secrets: &Client,
+    secret_arn: &str,
+    version_id: &str,
+    stage: Option<&str>,
+) -> Result<Option<StoredKey>, Error> {
+    let got = secrets
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .version_id(version_id)
+        .set_version_stage(stage.map(str::to_string))
+        .send()
+        .await;
+    parse_read(got)
+}
+
+/// Every version of the secret, labelled or not: (version id, stages).
+pub async fn versions(
+    secrets: &Client,
+    secret_arn: &str,
+) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let out = secrets
+        .list_secret_version_ids()
+        .secret_id(secret_arn)
+        .include_deprecated(true)
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:ListSecretVersionIds"))?;
+    Ok(out
+        .versions()
+        .iter()
+        .filter_map(|v| Some((v.version_id()?.to_string(), v.version_stages().to_vec())))
+        .collect())
+}
+
+/// Moves `stage` to version `to` (removing it from `from`), or only removes
+/// it from `from` when `to` is `None`.
+pub async fn move_stage(
+    secrets: &Client,
+    secret_arn: &str,
+    stage: &str,
+    to: Option<&str>,
+    from: Option<&str>,
+) -> Result<(), Error> {
+    secrets
+        .update_secret_version_stage()
+        .secret_id(secret_arn)
+        .version_stage(stage)
+        .set_move_to_version_id(to.map(str::to_string))
+        .set_remove_from_version_id(from.map(str::to_string))
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:UpdateSecretVersionStage"))?;
     Ok(())
 }
 
@@ -176,6 +251,18 @@ pub async fn read(
         .version_stage(stage)
         .send()
         .await;
+    parse_read(got)
+}
+
+fn parse_read(
+    got: Result<
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput,
+        aws_sdk_secretsmanager::error::SdkError<
+            aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+            aws_sdk_secretsmanager::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Option<StoredKey>, Error> {
     match got {
         Ok(out) => Ok(out
             .secret_string()
@@ -191,17 +278,19 @@ pub async fn read(
 }
 
 /// Writes `key` as a new version staged `stages` (AWSCURRENT moves there and
-/// AWSPREVIOUS follows, as Secrets Manager does). Idempotent per key.
+/// AWSPREVIOUS follows, as Secrets Manager does). Idempotent per key, or
+/// per rotation when `version` is the rotation's token.
 pub async fn write(
     secrets: &Client,
     secret_arn: &str,
     key: &StoredKey,
+    version: Option<&str>,
     stages: &[&str],
 ) -> Result<String, Error> {
     let out = secrets
         .put_secret_value()
         .secret_id(secret_arn)
-        .client_request_token(key.version_token())
+        .client_request_token(version.map_or_else(|| key.version_token(), str::to_string))
         .secret_string(key.to_secret_string().expose())
         .set_version_stages(Some(stages.iter().map(|s| s.to_string()).collect()))
         .send()

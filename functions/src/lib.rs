@@ -8,6 +8,8 @@
 //! - [`preflight`]: check the new key does what the portal's "Test API" needs;
 //! - [`portal`]: connect and test the instance in the portal (or [`handoff`]:
 //!   tell a person what to do there);
+//! - [`rotation`]: replace the key on a schedule, with zero downtime;
+//!   [`lifecycle`] is the key's life both share;
 //!
 //! and the plumbing: [`backoff`], [`cfn`] (the custom resource protocol), [`connector`]
 //! (the custom resource itself), [`config`], [`logging`], [`names`],
@@ -22,11 +24,13 @@ pub mod error;
 pub mod handoff;
 pub mod iam_user;
 pub mod key_store;
+pub mod lifecycle;
 pub mod logging;
 pub mod names;
 pub mod portal;
 pub mod preflight;
 pub mod properties;
+pub mod rotation;
 pub mod sensitive;
 pub mod trail;
 

@@ -70,7 +70,11 @@ impl Moto {
             .arg(root().join("tests/support/moto_launcher.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("TESTBED_MOTO_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start moto server");
         let mut line = String::new();
@@ -391,6 +395,25 @@ pub enum PortalAuth {
     WrongClientSecret,
 }
 
+/// The environment of a function process run against `w` (JSON logs at
+/// TRACE, quick key polls), plus `extra`.
+pub fn function_env(w: &World, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("AWS_REGION", REGION),
+        ("AWS_ENDPOINT_URL", &w.endpoint),
+        ("AWS_ACCESS_KEY_ID", &w.credentials.0),
+        ("AWS_SECRET_ACCESS_KEY", &w.credentials.1),
+        ("AWS_SESSION_TOKEN", &w.credentials.2),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+        ("KEY_READY_POLL_MS", "50"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// Portal client timings for tests: quick retries and polls.
 pub fn portal_config(url: &str, credentials_secret: &str) -> PortalConfig {
     PortalConfig {
@@ -561,6 +584,45 @@ impl World {
         )
         .await;
         self.deps = Deps::new(&self.sdk, test_settings(), Portal::off()).unwrap();
+    }
+
+    /// Switches the connector to `PORTAL_MODE=handoff`, with an SNS topic
+    /// of the account that delivers to the catcher (`notifications`).
+    pub async fn use_handoff(&mut self) {
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        let topic = sns
+            .create_topic()
+            .name(format!("cloudapps-{:08x}", fastrand::u32(..)))
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_string();
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("http")
+            .endpoint(format!("{}/inbox", self.catcher.base))
+            .send()
+            .await
+            .unwrap();
+        self.deps = Deps::new(
+            &self.sdk,
+            test_settings(),
+            Portal::handoff(&topic, &self.sdk),
+        )
+        .unwrap();
+    }
+
+    /// The hand-off messages SNS delivered (after `use_handoff`).
+    pub fn notifications(&self) -> Vec<Value> {
+        self.catcher
+            .all()
+            .iter()
+            .filter(|c| c.path == "/inbox")
+            .map(|c| c.json())
+            .filter(|m| m["Type"] == "Notification")
+            .collect()
     }
 
     /// The portal emulator (after `use_portal`).

@@ -38,6 +38,10 @@ def main() -> None:
     server.start()
     _, bound = server.get_host_and_port()
     print(json.dumps({"port": bound}), flush=True)
+    # Nothing else goes to stdout: the parent reads only the first line and
+    # may close the pipe (moto prints warnings there, e.g. about docker,
+    # which would then fail or block a request).
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     # Block until the parent closes our stdin (or dies), then stop at once.
     for _ in sys.stdin:
         pass

@@ -134,13 +134,15 @@ impl Portal {
     /// Hands a proven key to the portal for `instance`. `changed`: the key,
     /// the name or the connections differ from what was handed over before
     /// (hand-off notifies only then; `api` mode compares with the portal).
-    /// `checked`: the pre-flight's summary.
+    /// `checked`: the pre-flight's summary. `test`: run the portal's test
+    /// after a change (`api` mode; without it the instance is only connected).
     pub async fn hand_over(
         &self,
         instance: Instance<'_>,
         key: &StoredKey,
         changed: bool,
         checked: &str,
+        test: bool,
         deadline: Instant,
     ) -> Result<PortalStatus, Error> {
         let status = |status: &str, instance: &str, test: &str| PortalStatus {
@@ -163,6 +165,13 @@ impl Portal {
                         &remote.status,
                         &remote.id,
                         "not-run (already connected with this key)",
+                    ));
+                }
+                if !test {
+                    return Ok(status(
+                        &remote.status,
+                        &remote.id,
+                        "not-run (connected only)",
                     ));
                 }
                 let outcome = api.run_test(&remote.id, deadline).await?;

@@ -1,0 +1,28 @@
+//! Lambda `rotation`: the Secrets Manager rotation function of the
+//! connector's secret (four steps). Wiring only; the work is in the library.
+
+use cloudapps::{Deps, Error, rotation};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    cloudapps::logging::init();
+    let deps = Deps::from_env().await;
+    // The stack whose secret this function may rotate (the template sets it).
+    let stack_id = std::env::var("STACK_ID")
+        .ok()
+        .filter(|s| s.starts_with("arn:"))
+        .ok_or_else(|| Error::Config("STACK_ID (the stack's ARN) is not set".into()));
+    let setup = match (&deps, &stack_id) {
+        (Ok(deps), Ok(stack_id)) => Ok((deps, stack_id.as_str())),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    if let Err(error) = &setup {
+        tracing::error!(%error, "misconfigured: every step will fail with this reason");
+    }
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        rotation::handle_lambda_event(setup, event)
+    }))
+    .await
+}

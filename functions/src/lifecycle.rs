@@ -1,0 +1,102 @@
+//! The life of one access key, shared by the custom resource and the
+//! rotation: issue → store → prove (it authenticates, and passes the
+//! pre-flight) → hand over (and test in the portal) → promote → retire.
+//! The connector runs them in one go (the key goes straight to AWSCURRENT);
+//! the rotation runs them across its four steps (AWSPENDING first).
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::access_key;
+use crate::config::Deps;
+use crate::error::Error;
+use crate::key_store::{self, StoredKey};
+use crate::names::{self, StackRef, UserRef};
+use crate::portal::{Instance, PortalMode, PortalStatus};
+use crate::preflight;
+
+/// Tags the connector writes on the secret: what the rotation needs to know.
+pub const TAG_LOGICAL_ID: &str = names::TAG_LOGICAL_ID;
+pub const TAG_USER: &str = "cloudapps:user";
+pub const TAG_INSTANCE: &str = "cloudapps:connector-name";
+/// The connections, separated by spaces (tag values cannot hold commas).
+pub const TAG_CONNECTIONS: &str = "cloudapps:connections";
+
+/// Issues a key for `user` and stores it in the secret as `version` (the
+/// rotation's token, or one derived from the key) under `stages`. A key
+/// that could not be stored is deleted: it would be lost.
+pub async fn issue(
+    deps: &Deps,
+    user: &UserRef,
+    secret_arn: &str,
+    version: Option<&str>,
+    stages: &[&str],
+) -> Result<StoredKey, Error> {
+    let aws = &deps.aws;
+    let key = access_key::create(&aws.iam, user).await?;
+    if let Err(e) = key_store::write(&aws.secrets, secret_arn, &key, version, stages).await {
+        if let Err(cleanup) = access_key::delete(&aws.iam, &user.name, &key.access_key_id).await {
+            warn!(error = %cleanup, "could not delete the key that was not stored");
+        }
+        return Err(e);
+    }
+    info!(user = %user, access_key_id = %key.access_key_id, secret = secret_arn, stages = ?stages, "stored the new key");
+    Ok(key)
+}
+
+/// Proves `key`: it authenticates as `user`, then (unless
+/// `PORTAL_MODE=off`: nothing is handed over) the pre-flight passes.
+/// Returns the pre-flight's summary.
+pub async fn prove(
+    deps: &Deps,
+    key: &StoredKey,
+    user: &UserRef,
+    stack: &StackRef,
+    deadline: Instant,
+) -> Result<String, Error> {
+    let aws = &deps.aws;
+    access_key::wait_until_authenticates(
+        &aws.sdk,
+        key,
+        user,
+        &stack.account,
+        &deps.settings,
+        deadline,
+    )
+    .await?;
+    if deps.portal.mode() == PortalMode::Off {
+        return Ok("not run (PORTAL_MODE=off)".into());
+    }
+    let report = preflight::check(
+        &aws.sdk,
+        key,
+        user,
+        &stack.account,
+        &deps.settings,
+        deadline,
+    )
+    .await?;
+    Ok(report.summary())
+}
+
+/// Hands `key` over for `instance` (and, with `test`, runs the portal's test).
+pub async fn hand_over(
+    deps: &Deps,
+    instance: Instance<'_>,
+    key: &StoredKey,
+    changed: bool,
+    checked: &str,
+    test: bool,
+    deadline: Instant,
+) -> Result<PortalStatus, Error> {
+    deps.portal
+        .hand_over(instance, key, changed, checked, test, deadline)
+        .await
+}
+
+/// Retires a key nobody should use any more: inactive first (reversible);
+/// the next rotation deletes it.
+pub async fn retire(deps: &Deps, user: &UserRef, key_id: &str) -> Result<(), Error> {
+    access_key::deactivate(&deps.aws.iam, &user.name, key_id).await
+}

@@ -1,0 +1,533 @@
+//! Rotate the key on a schedule: what the guide never does ("the key lives
+//! forever"). A Secrets Manager rotation function for the connector's secret,
+//! in four steps keyed by the ClientRequestToken, each idempotent, with zero
+//! downtime in the portal (it always holds a key that works):
+//!
+//! - `createSecret`: a new key in AWSPENDING (room is made under IAM's two
+//!   keys: an inactive key that is not AWSCURRENT is deleted; a key left by
+//!   an earlier failed rotation is taken up again, not duplicated);
+//! - `setSecret`: it authenticates, passes the pre-flight, and the portal
+//!   gets it (`api` mode);
+//! - `testSecret`: the pre-flight again and the portal's test; on failure
+//!   the portal gets the AWSCURRENT key back before the step fails;
+//! - `finishSecret`: AWSCURRENT moves to it (AWSPREVIOUS follows), then the
+//!   previous key is deactivated (the next createSecret deletes it). In
+//!   `handoff` mode a person is told to paste the new key, and the previous
+//!   one stays active until the next rotation.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use tracing::info;
+
+use crate::access_key::{self, KeyInfo};
+use crate::config::Deps;
+use crate::error::Error;
+use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretInfo, StoredKey};
+use crate::lifecycle::{self, TAG_CONNECTIONS, TAG_INSTANCE, TAG_LOGICAL_ID, TAG_USER};
+use crate::names::{self, StackRef, UserRef};
+use crate::portal::{Instance, PortalMode};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    Set,
+    Test,
+    Finish,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Create => "createSecret",
+            Step::Set => "setSecret",
+            Step::Test => "testSecret",
+            Step::Finish => "finishSecret",
+        }
+    }
+}
+
+/// A checked rotation event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub step: Step,
+    pub secret_id: String,
+    pub token: String,
+}
+
+impl Event {
+    /// `{"Step", "SecretId", "ClientRequestToken"}`, every field required.
+    pub fn parse(v: &Value) -> Result<Event, Error> {
+        let field = |name: &str| {
+            v.get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| Error::Rotation(format!("the event has no {name}")))
+        };
+        let step = match field("Step")?.as_str() {
+            "createSecret" => Step::Create,
+            "setSecret" => Step::Set,
+            "testSecret" => Step::Test,
+            "finishSecret" => Step::Finish,
+            other => {
+                return Err(Error::Rotation(format!(
+                    "unknown step {:?}: one of createSecret, setSecret, testSecret, finishSecret",
+                    crate::cfn::truncate(other, 40)
+                )));
+            }
+        };
+        Ok(Event {
+            step,
+            secret_id: field("SecretId")?,
+            token: field("ClientRequestToken")?,
+        })
+    }
+}
+
+/// What a rotation works on, read from the secret the connector tagged.
+struct Target {
+    secret: SecretInfo,
+    stack: StackRef,
+    user: UserRef,
+    instance: String,
+    connections: Vec<String>,
+}
+
+/// Runs one step. `stack_id`: the stack this function belongs to (`STACK_ID`).
+pub async fn handle(
+    deps: &Deps,
+    stack_id: &str,
+    event: &Event,
+    deadline: Instant,
+) -> Result<String, Error> {
+    let target = check(deps, stack_id, event).await?;
+    let stages = target
+        .secret
+        .stages
+        .get(&event.token)
+        .cloned()
+        .unwrap_or_default();
+    let has = |s: &str| stages.iter().any(|x| x == s);
+    if event.step != Step::Finish && has(AWSCURRENT) {
+        return Ok(format!(
+            "version {} is already AWSCURRENT: nothing to do",
+            event.token
+        ));
+    }
+    if event.step != Step::Finish && !has(AWSPENDING) {
+        return Err(Error::Rotation(format!(
+            "version {} of {} is not AWSPENDING: start the rotation again",
+            event.token, target.secret.arn
+        )));
+    }
+    let done = match event.step {
+        Step::Create => create(deps, &target, &event.token).await?,
+        Step::Set => set(deps, &target, &event.token, deadline).await?,
+        Step::Test => test(deps, &target, &event.token, deadline).await?,
+        Step::Finish => finish(deps, &target, &event.token, deadline).await?,
+    };
+    info!(step = event.step.as_str(), secret = %target.secret.arn, token = %event.token, done = %done, "rotation step done");
+    Ok(done)
+}
+
+/// The checks of every step: nothing is changed when one fails.
+async fn check(deps: &Deps, stack_id: &str, event: &Event) -> Result<Target, Error> {
+    let secret = key_store::describe(&deps.aws.secrets, &event.secret_id).await?;
+    if secret.tag(names::TAG_STACK_ID) != Some(stack_id) {
+        return Err(Error::NotOurs(format!(
+            "the secret {} is not this stack's connector secret ({} is {:?}); this function rotates only the secret of stack {stack_id}",
+            secret.arn,
+            names::TAG_STACK_ID,
+            secret.tag(names::TAG_STACK_ID).unwrap_or("not set")
+        )));
+    }
+    if !secret.rotation_enabled {
+        return Err(Error::Rotation(format!(
+            "rotation is not enabled on {}",
+            secret.arn
+        )));
+    }
+    if !secret.stages.contains_key(&event.token) {
+        return Err(Error::Rotation(format!(
+            "{} is not a version of {}",
+            crate::cfn::truncate(&event.token, 64),
+            secret.arn
+        )));
+    }
+    let missing = |tag: &str| {
+        Error::Rotation(format!(
+            "the secret {} has no {tag} tag: the connector has not set it up yet (create the stack first)",
+            secret.arn
+        ))
+    };
+    let logical = secret
+        .tag(TAG_LOGICAL_ID)
+        .ok_or_else(|| missing(TAG_LOGICAL_ID))?;
+    let stack = StackRef::parse(stack_id, logical).map_err(Error::Rotation)?;
+    let user_arn = secret.tag(TAG_USER).ok_or_else(|| missing(TAG_USER))?;
+    let user = stack.user_from_physical_id(user_arn).ok_or_else(|| {
+        Error::Rotation(format!(
+            "{TAG_USER} = {user_arn} is not a user of this account"
+        ))
+    })?;
+    let instance = secret
+        .tag(TAG_INSTANCE)
+        .ok_or_else(|| missing(TAG_INSTANCE))?
+        .to_string();
+    let connections = secret
+        .tag(TAG_CONNECTIONS)
+        .unwrap_or("SecurityAuditing")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Ok(Target {
+        secret,
+        stack,
+        user,
+        instance,
+        connections,
+    })
+}
+
+/// The key in AWSCURRENT, which must be the user's.
+async fn current(deps: &Deps, t: &Target) -> Result<StoredKey, Error> {
+    key_store::read(&deps.aws.secrets, &t.secret.arn, AWSCURRENT)
+        .await?
+        .filter(|k| k.user_name == t.user.name)
+        .ok_or_else(|| {
+            Error::Rotation(format!(
+                "AWSCURRENT of {} holds no key of {}: run the stack's Create or Update first",
+                t.secret.arn, t.user
+            ))
+        })
+}
+
+/// The key staged AWSPENDING in version `token`, when it is a new one.
+async fn pending(
+    deps: &Deps,
+    t: &Target,
+    token: &str,
+    current: &StoredKey,
+) -> Result<Option<StoredKey>, Error> {
+    Ok(
+        key_store::read_version(&deps.aws.secrets, &t.secret.arn, token, Some(AWSPENDING))
+            .await?
+            // Before createSecret, a version may hold a copy of AWSCURRENT (moto does).
+            .filter(|k| k.user_name == t.user.name && k.access_key_id != current.access_key_id),
+    )
+}
+
+async fn require_pending(
+    deps: &Deps,
+    t: &Target,
+    token: &str,
+) -> Result<(StoredKey, StoredKey), Error> {
+    let current = current(deps, t).await?;
+    let pending = pending(deps, t, token, &current).await?.ok_or_else(|| {
+        Error::Rotation(format!(
+            "version {token} holds no new key: createSecret has not run for it"
+        ))
+    })?;
+    Ok((current, pending))
+}
+
+async fn create(deps: &Deps, t: &Target, token: &str) -> Result<String, Error> {
+    let aws = &deps.aws;
+    let current = current(deps, t).await?;
+    let keys = access_key::list(&aws.iam, &t.user.name).await?;
+    if let Some(k) = pending(deps, t, token, &current).await? {
+        if keys.iter().any(|m| m.id == k.access_key_id) {
+            return Ok(format!(
+                "the pending key {} was already created",
+                k.access_key_id
+            ));
+        }
+    }
+    let others: Vec<&KeyInfo> = keys
+        .iter()
+        .filter(|m| m.id != current.access_key_id)
+        .collect();
+    let mut reuse = None;
+    for other in &others {
+        if !other.active {
+            // Inactive and not AWSCURRENT: the previous key, retired at the last finish.
+            access_key::delete(&aws.iam, &t.user.name, &other.id).await?;
+            continue;
+        }
+        // Active: a key this secret holds in another version? One left by a
+        // failed rotation is taken up again (the portal may hold it); one in
+        // AWSPREVIOUS (hand-off grace) is retired now.
+        match held_by(deps, t, &other.id).await? {
+            Some((key, stages)) if !stages.iter().any(|s| s == AWSPREVIOUS) => reuse = Some(key),
+            Some(_) => access_key::delete(&aws.iam, &t.user.name, &other.id).await?,
+            None => {
+                return Err(Error::Rotation(format!(
+                    "{} has two active keys: {} (AWSCURRENT) and {}, which this secret does not hold; deactivate or delete {} first (nothing was changed)",
+                    t.user, current.access_key_id, other.id, other.id
+                )));
+            }
+        }
+    }
+    if let Some(key) = reuse {
+        key_store::write(
+            &aws.secrets,
+            &t.secret.arn,
+            &key,
+            Some(token),
+            &[AWSPENDING],
+        )
+        .await?;
+        return Ok(format!(
+            "took up the key {} of an earlier rotation as AWSPENDING",
+            key.access_key_id
+        ));
+    }
+    let key = lifecycle::issue(deps, &t.user, &t.secret.arn, Some(token), &[AWSPENDING]).await?;
+    Ok(format!(
+        "created the key {} as AWSPENDING",
+        key.access_key_id
+    ))
+}
+
+/// The key `key_id` as some version of the secret holds it, with that version's stages.
+async fn held_by(
+    deps: &Deps,
+    t: &Target,
+    key_id: &str,
+) -> Result<Option<(StoredKey, Vec<String>)>, Error> {
+    let secrets = &deps.aws.secrets;
+    for (version, stages) in key_store::versions(secrets, &t.secret.arn).await? {
+        if let Some(key) = key_store::read_version(secrets, &t.secret.arn, &version, None).await? {
+            if key.access_key_id == key_id && key.user_name == t.user.name {
+                return Ok(Some((key, stages)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn instance<'a>(t: &'a Target, connections: &'a [&'a str]) -> Instance<'a> {
+    Instance {
+        name: &t.instance,
+        previous_name: None,
+        connections,
+        secret_arn: &t.secret.arn,
+        user_arn: &t.user.arn,
+        account: &t.stack.account,
+        region: &t.stack.region,
+    }
+}
+
+async fn set(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
+    let (_, pending) = require_pending(deps, t, token).await?;
+    let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
+    if deps.portal.mode() != PortalMode::Api {
+        return Ok(format!(
+            "the pending key {} is ready ({checked})",
+            pending.access_key_id
+        ));
+    }
+    let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
+    let status = lifecycle::hand_over(
+        deps,
+        instance(t, &connections),
+        &pending,
+        true,
+        &checked,
+        false,
+        deadline,
+    )
+    .await?;
+    Ok(format!(
+        "the portal instance {} holds the pending key {}",
+        status.instance, pending.access_key_id
+    ))
+}
+
+async fn test(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
+    let (current, pending) = require_pending(deps, t, token).await?;
+    if deps.portal.mode() != PortalMode::Api {
+        let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
+        return Ok(format!(
+            "the pending key {} passed ({checked})",
+            pending.access_key_id
+        ));
+    }
+    let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
+    let tested = async {
+        let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
+        let status = lifecycle::hand_over(deps, instance(t, &connections), &pending, true, &checked, true, deadline).await?;
+        if status.status != "connected" {
+            return Err(Error::Rotation(format!(
+                "the portal's test of the pending key did not finish in time ({}); the rotation will be tried again",
+                status.test
+            )));
+        }
+        Ok(status)
+    }
+    .await;
+    match tested {
+        Ok(status) => Ok(format!(
+            "the portal's test of the pending key {} {}",
+            pending.access_key_id, status.test
+        )),
+        Err(e) => {
+            // Never leave the portal with a key that failed: give it the current one back.
+            let restored = lifecycle::hand_over(
+                deps,
+                instance(t, &connections),
+                &current,
+                true,
+                "restored",
+                false,
+                deadline,
+            )
+            .await;
+            match restored {
+                Ok(_) => {
+                    info!(access_key_id = %current.access_key_id, "gave the portal the AWSCURRENT key back");
+                    Err(e)
+                }
+                Err(restore) => Err(Error::Rotation(format!(
+                    "{e}; and giving the portal the AWSCURRENT key back failed too: {restore}"
+                ))),
+            }
+        }
+    }
+}
+
+async fn finish(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
+    let secrets = &deps.aws.secrets;
+    let arn = &t.secret.arn;
+    let was_current = t.secret.version_with(AWSCURRENT).map(str::to_string);
+    let mut done = Vec::new();
+    if was_current.as_deref() != Some(token) {
+        // The new key must be what createSecret made before it is promoted.
+        require_pending(deps, t, token).await?;
+        key_store::move_stage(
+            secrets,
+            arn,
+            AWSCURRENT,
+            Some(token),
+            was_current.as_deref(),
+        )
+        .await?;
+        done.push(format!("AWSCURRENT moved to {token}"));
+    }
+    if t.secret
+        .stages
+        .get(token)
+        .is_some_and(|s| s.iter().any(|x| x == AWSPENDING))
+    {
+        key_store::move_stage(secrets, arn, AWSPENDING, None, Some(token)).await?;
+    }
+    // Retire the previous key (idempotent: a retried finish gets here too).
+    let now = current(deps, t).await?;
+    let previous = key_store::read(secrets, arn, AWSPREVIOUS)
+        .await?
+        .filter(|k| k.user_name == t.user.name && k.access_key_id != now.access_key_id);
+    if let Some(previous) = previous {
+        let keys = access_key::list(&deps.aws.iam, &t.user.name).await?;
+        let active = keys
+            .iter()
+            .any(|k| k.id == previous.access_key_id && k.active);
+        match deps.portal.mode() {
+            PortalMode::Handoff if active && was_current.as_deref() != Some(token) => {
+                let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
+                lifecycle::hand_over(
+                    deps,
+                    instance(t, &connections),
+                    &now,
+                    true,
+                    "rotated",
+                    false,
+                    deadline,
+                )
+                .await?;
+                done.push(format!(
+                    "hand-off sent; the previous key {} stays active until the next rotation",
+                    previous.access_key_id
+                ));
+            }
+            PortalMode::Handoff => {}
+            _ if active => {
+                lifecycle::retire(deps, &t.user, &previous.access_key_id).await?;
+                done.push(format!(
+                    "the previous key {} is inactive",
+                    previous.access_key_id
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(if done.is_empty() {
+        "already finished".into()
+    } else {
+        done.join("; ")
+    })
+}
+
+/// The Lambda entry point. `setup`: what init built (the clients and the
+/// stack id from `STACK_ID`), or why it could not. Every failure is the
+/// invocation's error, which is what Secrets Manager reads.
+pub async fn handle_lambda_event(
+    setup: Result<(&Deps, &str), &Error>,
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let (deps, stack_id) =
+        setup.map_err(|e| format!("the rotation function is misconfigured: {e}"))?;
+    let invocation = crate::cfn::Invocation::from_epoch_millis(
+        event.context.deadline,
+        deps.settings.deadline_margin,
+        None,
+    );
+    let deadline = invocation.deadline - invocation.margin;
+    let parsed = Event::parse(&event.payload)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, handle(deps, stack_id, &parsed, deadline)).await {
+        Ok(Ok(done)) => Ok(serde_json::json!({"step": parsed.step.as_str(), "done": done})),
+        Ok(Err(e)) => {
+            tracing::error!(step = parsed.step.as_str(), error = %e, "rotation step failed");
+            Err(e.to_string().into())
+        }
+        Err(_) => Err(format!(
+            "{} timed out before the Lambda deadline; Secrets Manager will try again",
+            parsed.step.as_str()
+        )
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_are_checked() {
+        let ok =
+            Event::parse(&json!({"Step": "setSecret", "SecretId": "s", "ClientRequestToken": "t"}))
+                .unwrap();
+        assert_eq!(ok.step, Step::Set);
+        for (bad, says) in [
+            (
+                json!({"Step": "dropSecret", "SecretId": "s", "ClientRequestToken": "t"}),
+                "unknown step",
+            ),
+            (
+                json!({"Step": "createSecret", "ClientRequestToken": "t"}),
+                "no SecretId",
+            ),
+            (
+                json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": ""}),
+                "no ClientRequestToken",
+            ),
+            (json!("createSecret"), "no Step"),
+        ] {
+            let err = Event::parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}
