@@ -10,6 +10,8 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::Client;
+use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::config::SharedCredentialsProvider;
@@ -71,56 +73,54 @@ pub async fn create(iam: &Client, user: &UserRef) -> Result<StoredKey, Error> {
 }
 
 pub async fn delete(iam: &Client, user_name: &str, key_id: &str) -> Result<(), Error> {
-    match iam
+    let sent = iam
         .delete_access_key()
         .user_name(user_name)
         .access_key_id(key_id)
         .send()
-        .await
-    {
-        Ok(_) => {
-            info!(
-                user = user_name,
-                access_key_id = key_id,
-                "deleted an access key"
-            );
-            Ok(())
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(Error::aws("iam:DeleteAccessKey")(e)),
+        .await;
+    if done_unless_gone(sent, "iam:DeleteAccessKey")? {
+        info!(
+            user = user_name,
+            access_key_id = key_id,
+            "deleted an access key"
+        );
     }
+    Ok(())
 }
 
 /// Makes the key inactive (it no longer authenticates; it can be reactivated).
 pub async fn deactivate(iam: &Client, user_name: &str, key_id: &str) -> Result<(), Error> {
-    match iam
+    let sent = iam
         .update_access_key()
         .user_name(user_name)
         .access_key_id(key_id)
         .status(StatusType::Inactive)
         .send()
-        .await
-    {
-        Ok(_) => {
-            info!(
-                user = user_name,
-                access_key_id = key_id,
-                "deactivated an access key"
-            );
-            Ok(())
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(Error::aws("iam:UpdateAccessKey")(e)),
+        .await;
+    if done_unless_gone(sent, "iam:UpdateAccessKey")? {
+        info!(
+            user = user_name,
+            access_key_id = key_id,
+            "deactivated an access key"
+        );
+    }
+    Ok(())
+}
+
+/// `true` when the call was done, `false` when the key (or its user) is
+/// already gone, which is as good.
+fn done_unless_gone<T, E>(
+    sent: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+) -> Result<bool, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("NoSuchEntity") => Ok(false),
+        Err(e) => Err(Error::aws(operation)(e)),
     }
 }
 

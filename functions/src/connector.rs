@@ -229,16 +229,11 @@ impl Connector<'_> {
             account: &stack.account,
             region: &stack.region,
         };
-        let handed = lifecycle::hand_over(
-            self.deps,
-            instance,
-            &key,
-            changed,
-            &checked,
-            true,
-            request.deadline,
-        )
-        .await?;
+        let handed = self
+            .deps
+            .portal
+            .hand_over(instance, &key, changed, &checked, true, request.deadline)
+            .await?;
 
         let mut data = Data::new();
         data.insert("UserArn".into(), user.arn.clone());

@@ -1,6 +1,7 @@
 //! The life of one access key, shared by the custom resource and the
 //! rotation: issue → store → prove (it authenticates, and passes the
-//! pre-flight) → hand over (and test in the portal) → promote → retire.
+//! pre-flight) → hand over (and test in the portal:
+//! [`crate::portal::Portal::hand_over`]) → promote → retire.
 //! The connector runs them in one go (the key goes straight to AWSCURRENT);
 //! the rotation runs them across its four steps (AWSPENDING first).
 
@@ -13,7 +14,7 @@ use crate::config::Deps;
 use crate::error::Error;
 use crate::key_store::{self, StoredKey};
 use crate::names::{self, StackRef, UserRef};
-use crate::portal::{Instance, PortalMode, PortalStatus};
+use crate::portal::PortalMode;
 use crate::preflight;
 
 /// Tags the connector writes on the secret: what the rotation needs to know.
@@ -78,21 +79,6 @@ pub async fn prove(
     )
     .await?;
     Ok(report.summary())
-}
-
-/// Hands `key` over for `instance` (and, with `test`, runs the portal's test).
-pub async fn hand_over(
-    deps: &Deps,
-    instance: Instance<'_>,
-    key: &StoredKey,
-    changed: bool,
-    checked: &str,
-    test: bool,
-    deadline: Instant,
-) -> Result<PortalStatus, Error> {
-    deps.portal
-        .hand_over(instance, key, changed, checked, test, deadline)
-        .await
 }
 
 /// Retires a key nobody should use any more: inactive first (reversible);

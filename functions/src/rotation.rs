@@ -330,16 +330,17 @@ async fn set(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<
         ));
     }
     let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
-    let status = lifecycle::hand_over(
-        deps,
-        instance(t, &connections),
-        &pending,
-        true,
-        &checked,
-        false,
-        deadline,
-    )
-    .await?;
+    let status = deps
+        .portal
+        .hand_over(
+            instance(t, &connections),
+            &pending,
+            true,
+            &checked,
+            false,
+            deadline,
+        )
+        .await?;
     Ok(format!(
         "the portal instance {} holds the pending key {}",
         status.instance, pending.access_key_id
@@ -358,7 +359,7 @@ async fn test(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result
     let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
     let tested = async {
         let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
-        let status = lifecycle::hand_over(deps, instance(t, &connections), &pending, true, &checked, true, deadline).await?;
+        let status = deps.portal.hand_over( instance(t, &connections), &pending, true, &checked, true, deadline).await?;
         if status.status != "connected" {
             return Err(Error::Rotation(format!(
                 "the portal's test of the pending key did not finish in time ({}); the rotation will be tried again",
@@ -375,16 +376,17 @@ async fn test(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result
         )),
         Err(e) => {
             // Never leave the portal with a key that failed: give it the current one back.
-            let restored = lifecycle::hand_over(
-                deps,
-                instance(t, &connections),
-                &current,
-                true,
-                "restored",
-                false,
-                deadline,
-            )
-            .await;
+            let restored = deps
+                .portal
+                .hand_over(
+                    instance(t, &connections),
+                    &current,
+                    true,
+                    "restored",
+                    false,
+                    deadline,
+                )
+                .await;
             match restored {
                 Ok(_) => {
                     info!(access_key_id = %current.access_key_id, "gave the portal the AWSCURRENT key back");
@@ -436,16 +438,16 @@ async fn finish(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Resu
         match deps.portal.mode() {
             PortalMode::Handoff if active && was_current.as_deref() != Some(token) => {
                 let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
-                lifecycle::hand_over(
-                    deps,
-                    instance(t, &connections),
-                    &now,
-                    true,
-                    "rotated",
-                    false,
-                    deadline,
-                )
-                .await?;
+                deps.portal
+                    .hand_over(
+                        instance(t, &connections),
+                        &now,
+                        true,
+                        "rotated",
+                        false,
+                        deadline,
+                    )
+                    .await?;
                 done.push(format!(
                     "hand-off sent; the previous key {} stays active until the next rotation",
                     previous.access_key_id
