@@ -5,6 +5,10 @@
   prepare             creates what the template would before the custom
                       resource runs: the connector's secret (empty), and the
                       portal credentials secret ({"Token": $LOCAL_PORTAL_TOKEN})
+  rotate              starts a rotation of the connector's secret as Secrets
+                      Manager would (a function registered in moto's Lambda,
+                      RotateSecret with a new token, RotateImmediately=false)
+                      and prints the token; run-local then sends the steps
   show TITLE          prints what exists in the account: users and their
                       policies and keys, the secret's stages (never its
                       value), trails and buckets; and the AWS instances of the
@@ -56,6 +60,44 @@ def prepare() -> None:
         SecretString=json.dumps({"Token": os.environ["LOCAL_PORTAL_TOKEN"]}),
     )
     print(out["ARN"])
+
+
+def rotate() -> None:
+    import urllib.request
+    import uuid
+
+    c = clients()
+    iam = boto3_client("iam")
+    try:
+        role = iam.get_role(RoleName="cloudapps-rotation")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                 "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        role = iam.create_role(RoleName="cloudapps-rotation", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    import os
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    body = {"FunctionName": "cloudapps-rotation", "Runtime": "provided.al2023", "Role": role,
+            "Handler": "bootstrap", "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}
+    request = urllib.request.Request(
+        f"{endpoint}/2015-03-31/functions", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json",
+                 "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261123/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0"})
+    try:
+        arn = json.load(urllib.request.urlopen(request))["FunctionArn"]
+    except urllib.error.HTTPError:  # already registered
+        arn = boto3_client("lambda").get_function(FunctionName="cloudapps-rotation")["Configuration"]["FunctionArn"]
+    token = str(uuid.uuid4())
+    c["secretsmanager"].rotate_secret(
+        SecretId=SECRET_NAME, ClientRequestToken=token, RotationLambdaARN=arn,
+        RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    print(token)
+
+
+def boto3_client(name: str):
+    import boto3
+
+    return boto3.client(name)
 
 
 def show(title: str) -> None:
@@ -134,6 +176,8 @@ if __name__ == "__main__":
         catcher(int(sys.argv[2]))
     elif command == "prepare":
         prepare()
+    elif command == "rotate":
+        rotate()
     elif command == "show":
         show(" ".join(sys.argv[2:]))
     else:
