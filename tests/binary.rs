@@ -13,10 +13,6 @@ use support::runtime_api::{Function, Outcome};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_connector");
 
-fn env_for(w: &World, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    support::function_env(w, extra)
-}
-
 fn cfn_answer(w: &World, event: &Value) -> Value {
     let caught = w.catcher.for_url(event["ResponseURL"].as_str().unwrap());
     assert_eq!(caught.len(), 1, "exactly one answer to CloudFormation");
@@ -27,7 +23,7 @@ fn cfn_answer(w: &World, event: &Value) -> Value {
 async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
     // GIVEN the connector binary started as Lambda starts it, logging at TRACE
     let w = World::new().await;
-    let f = Function::start(BINARY, &env_for(&w, &[])).await;
+    let f = Function::start(BINARY, &support::function_env(&w, &[])).await;
 
     // WHEN CloudFormation sends Create
     let create = w.event("create.json");
@@ -76,7 +72,11 @@ async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
 async fn the_binary_answers_before_the_lambda_deadline_and_keeps_serving() {
     // GIVEN the binary with a 1 s margin, and an event with no ResponseURL first
     let w = World::new().await;
-    let f = Function::start(BINARY, &env_for(&w, &[("CFN_DEADLINE_MARGIN_MS", "1000")])).await;
+    let f = Function::start(
+        BINARY,
+        &support::function_env(&w, &[("CFN_DEADLINE_MARGIN_MS", "1000")]),
+    )
+    .await;
     let mut broken = w.event("create.json");
     broken.as_object_mut().unwrap().remove("ResponseURL");
     let outcome = f.invoke(&broken, Duration::from_secs(30)).await;
@@ -133,7 +133,7 @@ async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
         ("KEY_READY_TIMEOUT_MS", "soon"),
     ] {
         // GIVEN the binary started with a bad setting
-        let f = Function::start(BINARY, &env_for(&w, &[(name, value)])).await;
+        let f = Function::start(BINARY, &support::function_env(&w, &[(name, value)])).await;
 
         // WHEN CloudFormation sends Create
         let create = w.event("create.json");
@@ -170,7 +170,7 @@ async fn the_binary_connects_the_portal_from_its_environment() {
     let secret = w.portal_secret.clone();
     let f = Function::start(
         BINARY,
-        &env_for(
+        &support::function_env(
             &w,
             &[
                 ("PORTAL_MODE", "api"),

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::iam_user;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
 use crate::lifecycle;
-use crate::names::UserRef;
+use crate::names::{self, UserRef};
 use crate::portal::{Instance, PortalMode};
 use crate::properties::{Connection, Spec};
 use crate::trail;
@@ -207,7 +207,7 @@ impl Connector<'_> {
             &secret,
             stack,
             &[
-                (lifecycle::TAG_LOGICAL_ID, &stack.logical_id),
+                (names::TAG_LOGICAL_ID, &stack.logical_id),
                 (lifecycle::TAG_USER, &user.arn),
                 (lifecycle::TAG_INSTANCE, &spec.connector_name),
                 (lifecycle::TAG_CONNECTIONS, &connections_tag),

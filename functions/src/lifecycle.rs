@@ -13,12 +13,11 @@ use crate::access_key;
 use crate::config::Deps;
 use crate::error::Error;
 use crate::key_store::{self, StoredKey};
-use crate::names::{self, StackRef, UserRef};
+use crate::names::{StackRef, UserRef};
 use crate::portal::PortalMode;
 use crate::preflight;
 
 /// Tags the connector writes on the secret: what the rotation needs to know.
-pub const TAG_LOGICAL_ID: &str = names::TAG_LOGICAL_ID;
 pub const TAG_USER: &str = "cloudapps:user";
 pub const TAG_INSTANCE: &str = "cloudapps:connector-name";
 /// The connections, separated by spaces (tag values cannot hold commas).

@@ -115,9 +115,13 @@ pub async fn check(
     let started = Instant::now();
     let give_up = deadline.min(started + settings.preflight_settle);
     let mut backoff = Backoff::new(settings.key_ready_first_poll, settings.key_ready_max_poll);
-    let signed = access_key::signed_with(sdk, key, RetryConfig::standard().with_max_attempts(2));
+    let clients = KeyClients::new(&access_key::signed_with(
+        sdk,
+        key,
+        RetryConfig::standard().with_max_attempts(2),
+    ));
     loop {
-        let report = probe(&signed, user, account).await;
+        let report = probe(&clients, user, account).await;
         if report.passed() {
             info!(user = %user, summary = %report.summary(), "pre-flight passed");
             return Ok(report);
@@ -134,16 +138,30 @@ pub async fn check(
     }
 }
 
-/// One run of every check, signed with the key (`signed`).
-pub async fn probe(signed: &SdkConfig, user: &UserRef, account: &str) -> Report {
-    let sts = aws_sdk_sts::Client::new(signed);
-    let ct = aws_sdk_cloudtrail::Client::new(signed);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(signed)
-            .force_path_style(signed.endpoint_url().is_some())
-            .build(),
-    );
-    let iam = aws_sdk_iam::Client::new(signed);
+/// The clients the checks use, signed with the key under test.
+pub struct KeyClients {
+    sts: aws_sdk_sts::Client,
+    ct: aws_sdk_cloudtrail::Client,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+impl KeyClients {
+    /// From an SDK configuration that signs with the key.
+    pub fn new(signed: &SdkConfig) -> Self {
+        let aws = crate::config::Aws::new(signed);
+        Self {
+            sts: aws_sdk_sts::Client::new(signed),
+            ct: aws.cloudtrail,
+            s3: aws.s3,
+            iam: aws.iam,
+        }
+    }
+}
+
+/// One run of every check, with the key's clients.
+pub async fn probe(clients: &KeyClients, user: &UserRef, account: &str) -> Report {
+    let KeyClients { sts, ct, s3, iam } = clients;
 
     let (identity, trails, events, buckets, summary) = tokio::join!(
         sts.get_caller_identity().send(),
@@ -177,7 +195,7 @@ pub async fn probe(signed: &SdkConfig, user: &UserRef, account: &str) -> Report 
             let mut stopped = Vec::new();
             let mut logging = None;
             for (name, arn, home) in multi {
-                match crate::trail::read_logging_raw(&ct, arn, home).await {
+                match crate::trail::read_logging_raw(ct, arn, home).await {
                     Ok(true) => {
                         logging = Some(name.to_string());
                         break;

@@ -24,7 +24,7 @@ use crate::access_key::{self, KeyInfo};
 use crate::config::Deps;
 use crate::error::Error;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretInfo, StoredKey};
-use crate::lifecycle::{self, TAG_CONNECTIONS, TAG_INSTANCE, TAG_LOGICAL_ID, TAG_USER};
+use crate::lifecycle::{self, TAG_CONNECTIONS, TAG_INSTANCE, TAG_USER};
 use crate::names::{self, StackRef, UserRef};
 use crate::portal::{Instance, PortalMode};
 
@@ -163,8 +163,8 @@ async fn check(deps: &Deps, stack_id: &str, event: &Event) -> Result<Target, Err
         ))
     };
     let logical = secret
-        .tag(TAG_LOGICAL_ID)
-        .ok_or_else(|| missing(TAG_LOGICAL_ID))?;
+        .tag(names::TAG_LOGICAL_ID)
+        .ok_or_else(|| missing(names::TAG_LOGICAL_ID))?;
     let stack = StackRef::parse(stack_id, logical).map_err(Error::Rotation)?;
     let user_arn = secret.tag(TAG_USER).ok_or_else(|| missing(TAG_USER))?;
     let user = stack.user_from_physical_id(user_arn).ok_or_else(|| {

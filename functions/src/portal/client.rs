@@ -168,6 +168,14 @@ pub struct TestOutcome {
     pub state: TestState,
 }
 
+/// An answer that is neither throttled nor a fault that may pass.
+struct Answered {
+    status: StatusCode,
+    /// An HTML page (by its Content-Type or its first character).
+    html: bool,
+    text: String,
+}
+
 /// Why a call did not give an answer.
 enum Failure {
     /// Do not retry: the error says what to fix.
@@ -175,6 +183,18 @@ enum Failure {
     /// A fault that may pass (5xx, timeout), for a call that must not be
     /// blindly re-sent (a create): the caller decides.
     Transient(String),
+}
+
+impl Failure {
+    fn into_error(self, operation: &'static str) -> Error {
+        match self {
+            Failure::Final(e) => e,
+            Failure::Transient(why) => Error::Portal {
+                operation,
+                message: why,
+            },
+        }
+    }
 }
 
 impl From<Error> for Failure {
@@ -217,10 +237,6 @@ impl PortalClient {
             credentials: tokio::sync::OnceCell::new(),
             token: Mutex::new(None),
         })
-    }
-
-    pub fn config(&self) -> &PortalConfig {
-        &self.config
     }
 
     // ---- the operations of the contract ----
@@ -442,19 +458,13 @@ impl PortalClient {
         deadline: Instant,
     ) -> Result<(StatusCode, Value), Error> {
         let url = self.route(route, id, test_id);
-        match self.call(route, method, &url, body, true, deadline).await {
-            Ok(answer) => Ok(answer),
-            Err(Failure::Final(e)) => Err(e),
-            Err(Failure::Transient(why)) => Err(Error::Portal {
-                operation: route,
-                message: why,
-            }),
-        }
+        self.call(route, method, &url, body, true, deadline)
+            .await
+            .map_err(|f| f.into_error(route))
     }
 
-    /// One request, retried as the contract says. `resend`: 5xx and
-    /// timeouts are retried (else they come back as `Transient`); a 429 is
-    /// always retried, as the portal did nothing with the request.
+    /// One portal request, as the contract says: the answer's status and
+    /// JSON body; 401/403 and HTML pages are final errors.
     async fn call(
         &self,
         operation: &'static str,
@@ -464,6 +474,67 @@ impl PortalClient {
         resend: bool,
         deadline: Instant,
     ) -> Result<(StatusCode, Value), Failure> {
+        let authorization = self.authorization(deadline).await?;
+        let answer = self
+            .send(operation, resend, deadline, |timeout| {
+                let request = self
+                    .http
+                    .request(method.clone(), url)
+                    .timeout(timeout)
+                    .header(ACCEPT, "application/json")
+                    .header(AUTHORIZATION, authorization.clone());
+                match &body {
+                    Some(body) => request
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body.to_string()),
+                    None => request,
+                }
+            })
+            .await?;
+        let (status, text) = (answer.status, answer.text);
+        match status {
+            s if answer.html => Err(Error::Portal {
+                operation,
+                message: format!(
+                    "the portal answered an HTML page instead of JSON (HTTP {}): check PORTAL_URL ({}) and the routes (PORTAL_ROUTES)",
+                    s.as_u16(),
+                    self.config.url
+                ),
+            }
+            .into()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                self.token.lock().unwrap().take();
+                Err(credentials_rejected(operation, status, &self.config.credentials_secret).into())
+            }
+            s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::CONFLICT => {
+                let value = if text.trim().is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&text)
+                        .map_err(|_| unexpected(operation, "the body is not JSON"))?
+                };
+                Ok((s, value))
+            }
+            s => {
+                let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                Err(rejected(operation, s, &value).into())
+            }
+        }
+    }
+
+    /// Sends what `request` builds (for each attempt, with that attempt's
+    /// timeout) until an answer that is not a 429, a 5xx or a network
+    /// fault, while the deadline allows. A 429 is always tried again (the
+    /// server did nothing with the request), waiting `Retry-After` when
+    /// sent; 5xx and network faults only with `resend` (else they come
+    /// back as `Transient`).
+    async fn send(
+        &self,
+        operation: &'static str,
+        resend: bool,
+        deadline: Instant,
+        request: impl Fn(Duration) -> reqwest::RequestBuilder,
+    ) -> Result<Answered, Failure> {
         let mut backoff = Backoff::new(self.config.retry_first, self.config.retry_max);
         let mut attempts = 0u32;
         loop {
@@ -472,108 +543,58 @@ impl PortalClient {
             if left < MIN_ATTEMPT {
                 return Err(Failure::Final(out_of_time(operation, attempts - 1, "")));
             }
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .timeout(self.config.request_timeout.min(left))
-                .header(ACCEPT, "application/json")
-                .header(AUTHORIZATION, self.authorization(deadline).await?);
-            if let Some(body) = &body {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.to_string());
-            }
             let started = Instant::now();
-            let (why, hint, throttled) = match request.send().await {
-                Err(e) if e.is_timeout() => (
-                    format!("no answer within {:.1?}", started.elapsed()),
-                    None,
-                    false,
-                ),
-                Err(e) if e.is_connect() => ("the connection failed".to_string(), None, false),
-                Err(e) => (
-                    format!("the request failed ({})", e.without_url()),
-                    None,
-                    false,
-                ),
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
-                    let html = response
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.contains("html"));
-                    let text = match response.text().await {
-                        Ok(t) => t,
-                        Err(e) if status.is_server_error() || e.is_timeout() => String::new(),
-                        Err(e) => {
-                            return Err(unexpected(
-                                operation,
-                                &format!("unreadable body ({})", e.without_url()),
-                            )
-                            .into());
-                        }
-                    };
-                    let html = html || text.trim_start().starts_with('<');
-                    debug!(
-                        operation,
-                        status = status.as_u16(),
-                        attempts,
-                        "portal answered"
-                    );
-                    match status {
-                        StatusCode::TOO_MANY_REQUESTS => {
-                            ("throttled (HTTP 429)".to_string(), retry_after, true)
-                        }
-                        s if s.is_server_error() => (
-                            format!(
-                                "HTTP {}{}",
-                                s.as_u16(),
-                                if html { " with an HTML error page" } else { "" }
-                            ),
-                            None,
-                            false,
-                        ),
-                        s if html => {
-                            return Err(Error::Portal {
-                                operation,
-                                message: format!(
-                                    "the portal answered an HTML page instead of JSON (HTTP {}): check PORTAL_URL ({}) and the routes (PORTAL_ROUTES)",
-                                    s.as_u16(),
-                                    self.config.url
-                                ),
+            let (why, hint, throttled) =
+                match request(self.config.request_timeout.min(left)).send().await {
+                    Err(e) if e.is_timeout() => (
+                        format!("no answer within {:.1?}", started.elapsed()),
+                        None,
+                        false,
+                    ),
+                    Err(e) if e.is_connect() => ("the connection failed".to_string(), None, false),
+                    Err(e) => (
+                        format!("the request failed ({})", e.without_url()),
+                        None,
+                        false,
+                    ),
+                    Ok(response) => {
+                        let status = response.status();
+                        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
+                        let html = response
+                            .headers()
+                            .get(CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| v.contains("html"));
+                        let text = match response.text().await {
+                            Ok(t) => t,
+                            Err(e) if status.is_server_error() || e.is_timeout() => String::new(),
+                            Err(e) => {
+                                return Err(unexpected(
+                                    operation,
+                                    &format!("unreadable body ({})", e.without_url()),
+                                )
+                                .into());
                             }
-                            .into());
-                        }
-                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                            self.token.lock().unwrap().take();
-                            return Err(credentials_rejected(
-                                operation,
-                                status,
-                                &self.config.credentials_secret,
-                            )
-                            .into());
-                        }
-                        s if s.is_success()
-                            || s == StatusCode::NOT_FOUND
-                            || s == StatusCode::CONFLICT =>
-                        {
-                            let value = if text.trim().is_empty() {
-                                Value::Null
-                            } else {
-                                serde_json::from_str(&text)
-                                    .map_err(|_| unexpected(operation, "the body is not JSON"))?
-                            };
-                            return Ok((s, value));
-                        }
-                        s => {
-                            let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                            return Err(rejected(operation, s, &value).into());
+                        };
+                        let html = html || text.trim_start().starts_with('<');
+                        debug!(operation, status = status.as_u16(), attempts, "answered");
+                        match status {
+                            StatusCode::TOO_MANY_REQUESTS => {
+                                ("throttled (HTTP 429)".to_string(), retry_after, true)
+                            }
+                            s if s.is_server_error() => (
+                                format!(
+                                    "HTTP {}{}",
+                                    s.as_u16(),
+                                    if html { " with an HTML error page" } else { "" }
+                                ),
+                                None,
+                                false,
+                            ),
+                            status => return Ok(Answered { status, html, text }),
                         }
                     }
-                }
-            };
+                };
             if !throttled && !resend {
                 return Err(Failure::Transient(why));
             }
@@ -581,7 +602,7 @@ impl PortalClient {
             if Instant::now() + pause + MIN_ATTEMPT >= deadline {
                 return Err(Failure::Final(out_of_time(operation, attempts, &why)));
             }
-            warn!(operation, attempts, ?pause, why = %why, "portal call will be tried again");
+            warn!(operation, attempts, ?pause, why = %why, "will be tried again");
             tokio::time::sleep(pause).await;
         }
     }
@@ -649,72 +670,44 @@ impl PortalClient {
             self.config.login_url,
             form(tenant_id)
         );
-        let mut backoff = Backoff::new(self.config.retry_first, self.config.retry_max);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < MIN_ATTEMPT {
-                return Err(out_of_time("sign-in", 1, ""));
-            }
-            let sent = self
-                .http
-                .post(&url)
-                .timeout(self.config.request_timeout.min(left))
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(ACCEPT, "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let why = match sent {
-                Ok(r) if r.status().is_success() => {
-                    let text = r.text().await.unwrap_or_default();
-                    let value: Value = serde_json::from_str(&text)
-                        .map_err(|_| unexpected("sign-in", "the token answer is not JSON"))?;
-                    let token = value["access_token"]
-                        .as_str()
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| unexpected("sign-in", "no access_token"))?;
-                    let lifetime = Duration::from_secs(value["expires_in"].as_u64().unwrap_or(300));
-                    let early = (lifetime / 2).min(Duration::from_secs(300));
-                    info!(expires_in = ?lifetime, "signed in to Entra ID for the portal");
-                    return Ok(CachedToken {
-                        header: Sensitive::new(format!("Bearer {token}")),
-                        refresh_at: Instant::now() + lifetime - early,
-                    });
-                }
-                Ok(r)
-                    if r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || r.status().is_server_error() =>
-                {
-                    format!("HTTP {}", r.status().as_u16())
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().await.unwrap_or_default();
-                    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    let code = value["error"].as_str().unwrap_or("no error code");
-                    let aadsts = value["error_codes"][0]
-                        .as_u64()
-                        .map_or(String::new(), |c| format!(", AADSTS{c}"));
-                    return Err(Error::Portal {
-                        operation: "sign-in",
-                        message: format!(
-                            "portal credentials rejected by Entra ID (HTTP {}: {}{aadsts}): check TenantId, ClientId and ClientSecret in the secret {}",
-                            status.as_u16(),
-                            scrub(code),
-                            self.config.credentials_secret
-                        ),
-                    });
-                }
-                Err(e) if e.is_timeout() => "no answer".to_string(),
-                Err(_) => "the connection failed".to_string(),
-            };
-            let pause = backoff.next_pause();
-            if Instant::now() + pause + MIN_ATTEMPT >= deadline {
-                return Err(out_of_time("sign-in", 1, &why));
-            }
-            warn!(why = %why, ?pause, "Entra ID sign-in will be tried again");
-            tokio::time::sleep(pause).await;
+        let answer = self
+            .send("sign-in", true, deadline, |timeout| {
+                self.http
+                    .post(&url)
+                    .timeout(timeout)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(ACCEPT, "application/json")
+                    .body(body.clone())
+            })
+            .await
+            .map_err(|f| f.into_error("sign-in"))?;
+        let value: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        if !answer.status.is_success() {
+            let code = value["error"].as_str().unwrap_or("no error code");
+            let aadsts = value["error_codes"][0]
+                .as_u64()
+                .map_or(String::new(), |c| format!(", AADSTS{c}"));
+            return Err(Error::Portal {
+                operation: "sign-in",
+                message: format!(
+                    "portal credentials rejected by Entra ID (HTTP {}: {}{aadsts}): check TenantId, ClientId and ClientSecret in the secret {}",
+                    answer.status.as_u16(),
+                    scrub(code),
+                    self.config.credentials_secret
+                ),
+            });
         }
+        let token = value["access_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unexpected("sign-in", "no access_token in the token answer"))?;
+        let lifetime = Duration::from_secs(value["expires_in"].as_u64().unwrap_or(300));
+        let early = (lifetime / 2).min(Duration::from_secs(300));
+        info!(expires_in = ?lifetime, "signed in to Entra ID for the portal");
+        Ok(CachedToken {
+            header: Sensitive::new(format!("Bearer {token}")),
+            refresh_at: Instant::now() + lifetime - early,
+        })
     }
 
     async fn read_credentials(&self) -> Result<Credentials, Error> {

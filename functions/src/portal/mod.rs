@@ -126,11 +126,6 @@ impl Portal {
         self.mode
     }
 
-    /// The API client (`api` mode only).
-    pub fn client(&self) -> Option<&PortalClient> {
-        self.api.as_ref()
-    }
-
     /// Hands a proven key to the portal for `instance`. `changed`: the key,
     /// the name or the connections differ from what was handed over before
     /// (hand-off notifies only then; `api` mode compares with the portal).
