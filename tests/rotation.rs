@@ -14,7 +14,7 @@ use cloudapps::sensitive::Sensitive;
 use portal_emulator::{Config, Fault, FaultKind};
 use serde_json::{Value, json};
 use support::runtime_api::{Function, Outcome};
-use support::{PortalAuth, World};
+use support::{PortalAuth, World, register_rotation_function, start_rotation};
 
 const USER: &str = "defender-cloud-apps";
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -33,68 +33,6 @@ async fn connected() -> (World, String) {
     w.ok(&w.event("create.json")).await;
     let function = register_rotation_function(&w).await;
     (w, function)
-}
-
-/// Registers a function in moto's Lambda (moto never runs it) for RotateSecret.
-async fn register_rotation_function(w: &World) -> String {
-    let role = w
-        .iam
-        .create_role()
-        .role_name("cloudapps-rotation")
-        .assume_role_policy_document(
-            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let body = json!({
-        "FunctionName": "cloudapps-rotation",
-        "Runtime": "provided.al2023",
-        "Role": role.role().unwrap().arn(),
-        "Handler": "bootstrap",
-        // an empty zip: moto stores it and never runs it
-        "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},
-    });
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/2015-03-31/functions", w.endpoint))
-        .header("content-type", "application/json")
-        .header("x-moto-account-id", &w.account)
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testbed/20261123/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
-    answer["FunctionArn"]
-        .as_str()
-        .expect("function registered")
-        .to_string()
-}
-
-/// What Secrets Manager does when a rotation starts: version `token` staged AWSPENDING.
-async fn start_rotation(w: &World, function: &str, token: &str) {
-    w.secrets
-        .rotate_secret()
-        .secret_id(&w.secret_arn)
-        .client_request_token(token)
-        .rotation_lambda_arn(function)
-        .rotation_rules(
-            aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .automatically_after_days(30)
-                .build(),
-        )
-        .rotate_immediately(false)
-        .send()
-        .await
-        .expect("RotateSecret");
 }
 
 fn token() -> String {

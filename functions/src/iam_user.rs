@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use crate::error::Error;
-use crate::names::{StackRef, UserRef};
+use crate::names::{MANAGED_BY, StackRef, TAG_MANAGED_BY, TAG_STACK_ID, UserRef};
 
 /// The statement of Microsoft's guide, exactly: what Defender for Cloud Apps
 /// reads for security auditing.
@@ -90,15 +90,34 @@ async fn get_user(iam: &Client, name: &str) -> Result<Option<(String, Vec<Tag>)>
 /// Read-only: fails when a user by this name exists and is not this stack's.
 pub async fn check_user_free(iam: &Client, stack: &StackRef, name: &str) -> Result<(), Error> {
     match get_user(iam, name).await? {
-        Some((_, tags)) if !owned(stack, &tags) => Err(not_ours_user(name)),
+        Some((_, tags)) if !owned(stack, &tags) => Err(not_ours_user(stack, name, &tags)),
         _ => Ok(()),
     }
 }
 
-fn not_ours_user(name: &str) -> Error {
-    Error::NotOurs(format!(
-        "the IAM user {name} exists and was not created by this stack; choose another UserName or remove that user"
-    ))
+/// Why the user `name` (with `tags`) cannot be this stack's. A user made by
+/// the connector of another stack means the account is connected already:
+/// from another region, that is a StackSet deployed to more than one region
+/// per account, which would register the account in the portal twice.
+fn not_ours_user(stack: &StackRef, name: &str, tags: &[Tag]) -> Error {
+    let tag = |key: &str| tags.iter().find(|t| t.key() == key).map(|t| t.value());
+    let other = tag(TAG_STACK_ID)
+        .filter(|_| tag(TAG_MANAGED_BY) == Some(MANAGED_BY))
+        .and_then(|id| StackRef::parse(id, "-").ok())
+        .filter(|other| other.stack_id != stack.stack_id);
+    Error::NotOurs(match other {
+        Some(other) if other.region != stack.region => format!(
+            "this account is already connected by the stack {} in {}: deploy the connector to one region per account (a StackSet must target a single region), or delete that stack first",
+            other.stack_name, other.region
+        ),
+        Some(other) => format!(
+            "the IAM user {name} belongs to the connector of the stack {} in this region: this account is connected already; delete that stack, or choose another UserName and ConnectorName",
+            other.stack_name
+        ),
+        None => format!(
+            "the IAM user {name} exists and was not created by this stack; choose another UserName or remove that user"
+        ),
+    })
 }
 
 /// Makes sure the user exists under `user.path`, tagged as this stack's.
@@ -108,7 +127,9 @@ pub async fn ensure_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Resu
     // and our CreateUser; the second read then sees it.
     for _ in 0..2 {
         match get_user(iam, &user.name).await? {
-            Some((_, tags)) if !owned(stack, &tags) => return Err(not_ours_user(&user.name)),
+            Some((_, tags)) if !owned(stack, &tags) => {
+                return Err(not_ours_user(stack, &user.name, &tags));
+            }
             Some((path, _)) if path != user.path => {
                 iam.update_user()
                     .user_name(&user.name)
@@ -566,6 +587,44 @@ mod tests {
             !actions
                 .iter()
                 .any(|a| a.contains("Create") || a.contains("Delete") || *a == "*")
+        );
+    }
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag::builder().key(key).value(value).build().unwrap()
+    }
+
+    #[test]
+    fn a_user_of_another_regions_connector_names_the_one_region_rule() {
+        let here = StackRef::parse(
+            "arn:aws:cloudformation:eu-west-1:111122223333:stack/StackSet-cloudapps-1/guid-2",
+            "Connector",
+        )
+        .unwrap();
+        let theirs = |region: &str| {
+            vec![
+                tag(TAG_MANAGED_BY, MANAGED_BY),
+                tag(
+                    TAG_STACK_ID,
+                    &format!(
+                        "arn:aws:cloudformation:{region}:111122223333:stack/StackSet-cloudapps-1/guid-1"
+                    ),
+                ),
+            ]
+        };
+        let other_region = not_ours_user(&here, "u", &theirs("us-east-1")).to_string();
+        assert!(
+            other_region
+                .contains("already connected by the stack StackSet-cloudapps-1 in us-east-1")
+                && other_region.contains("one region per account"),
+            "{other_region}"
+        );
+        let same_region = not_ours_user(&here, "u", &theirs("eu-west-1")).to_string();
+        assert!(same_region.contains("connected already"), "{same_region}");
+        let foreign = not_ours_user(&here, "u", &[tag("team", "x")]).to_string();
+        assert!(
+            foreign.contains("was not created by this stack"),
+            "{foreign}"
         );
     }
 }

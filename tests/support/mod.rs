@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod runtime_api;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -42,7 +43,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The venv python that scripts/setup installs moto into.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("TESTBED_PYTHON") {
         return p.into();
     }
@@ -60,14 +61,22 @@ fn python() -> PathBuf {
 pub struct Moto {
     pub endpoint: String,
     child: Mutex<Child>,
+    /// Where the launcher writes one JSON line per request it denies.
+    denials: PathBuf,
 }
 
 impl Moto {
     /// A server of its own (for tests that change global state, such as IAM
     /// enforcement).
     pub fn start() -> Moto {
+        let denials = std::env::temp_dir().join(format!(
+            "moto-denials-{}-{:016x}.jsonl",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         let mut child = Command::new(python())
             .arg(root().join("tests/support/moto_launcher.py"))
+            .env("MOTO_DENIALS_FILE", &denials)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("TESTBED_MOTO_LOGS").is_some() {
@@ -86,7 +95,18 @@ impl Moto {
         Moto {
             endpoint: format!("http://127.0.0.1:{}", port["port"]),
             child: Mutex::new(child),
+            denials,
         }
+    }
+
+    /// Every request moto denied under IAM enforcement since it started:
+    /// `{"action", "resources", "principal"}`.
+    pub fn denials(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.denials)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a denial is JSON"))
+            .collect()
     }
 
     /// The server shared by the tests of this process; each test still gets
@@ -127,6 +147,7 @@ impl Drop for Moto {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_file(&self.denials);
     }
 }
 
@@ -921,4 +942,66 @@ impl World {
             .collect();
         assert_no_leak(&signatures, &no_body_texts);
     }
+}
+
+/// Registers a function in moto's Lambda (moto never runs it) for RotateSecret.
+pub async fn register_rotation_function(w: &World) -> String {
+    let role = w
+        .iam
+        .create_role()
+        .role_name("cloudapps-rotation")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = json!({
+        "FunctionName": "cloudapps-rotation",
+        "Runtime": "provided.al2023",
+        "Role": role.role().unwrap().arn(),
+        "Handler": "bootstrap",
+        // an empty zip: moto stores it and never runs it
+        "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},
+    });
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/2015-03-31/functions", w.endpoint))
+        .header("content-type", "application/json")
+        .header("x-moto-account-id", &w.account)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testbed/20261123/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    answer["FunctionArn"]
+        .as_str()
+        .expect("function registered")
+        .to_string()
+}
+
+/// What Secrets Manager does when a rotation starts: version `token` staged AWSPENDING.
+pub async fn start_rotation(w: &World, function: &str, token: &str) {
+    w.secrets
+        .rotate_secret()
+        .secret_id(&w.secret_arn)
+        .client_request_token(token)
+        .rotation_lambda_arn(function)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("RotateSecret");
 }

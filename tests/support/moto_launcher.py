@@ -8,19 +8,61 @@
   exist in moto only with MOTO_IAM_LOAD_MANAGED_POLICIES=true);
 - answers cloudtrail:LookupEvents, which moto 5.2 does not implement (HTTP
   500), with an empty, read-only page of events. moto authorizes an action
-  before it dispatches it, so IAM enforcement still applies to it.
+  before it dispatches it, so IAM enforcement still applies to it;
+- authorizes IAM, Secrets Manager, CloudTrail, SNS and KMS calls against the
+  resource ARN AWS would use. moto 5.2.1 authorizes most actions against '*'
+  (only IAM role, sts:AssumeRole, SQS and S3 calls get a real resource:
+  BaseResponse.call_action, _determine_resource), so a statement scoped to
+  resource ARNs never matches and a least-privilege policy denies all. With
+  enforcement on (POST /moto-api/reset-auth), each request of those
+  services is checked against (see _RESOLVERS below; partition and account
+  of the request, region = its signing region):
+    iam      user{path}{UserName} (the existing user's path; a user that does
+             not exist has no path, so, as in AWS, a path-scoped policy gets
+             AccessDenied, not NoSuchEntity; no UserName = the calling user;
+             CreateUser: its Path; UpdateUser: the old AND the new ARN),
+             group{path}{GroupName} (AddUserToGroup, RemoveUserFromGroup...),
+             the PolicyArn, CreatePolicy: policy{Path}{PolicyName};
+             role actions keep moto's own resource; listings stay '*';
+    secretsmanager  the secret's full ARN (name or partial ARN resolved);
+             unknown secret: secret:{SecretId}; CreateSecret:
+             secret:{Name}-?????? (the random suffix, as AWS evaluates it);
+    cloudtrail  trail/{Name|TrailName|ResourceId|ResourceIdList} (ARNs as is);
+    sns      the TopicArn (or ResourceArn); CreateTopic: REGION:ACCOUNT:{Name};
+    kms      the key ARN of KeyId (key id, key ARN, alias name or alias ARN).
+  One request checked against several ARNs must be allowed on all of them.
+  Policy evaluation (moto.iam.access_control.IAMPolicyStatement) gets:
+    - Resource/Action wildcards as in AWS ('*' any run, '?' one character;
+      moto turned them into a raw regex, so 'secret:x-??????' crashed it);
+    - condition operators StringEquals/NotEquals(IgnoreCase), StringLike/
+      NotLike, ArnEquals/Like, ArnNotEquals/NotLike (+IfExists), evaluated
+      against the values this launcher knows: iam:PolicyARN for
+      Attach*/Detach*Policy (moto knows only sts:ExternalId for AssumeRole);
+      other keys and operators are still ignored, as moto does (AWS would
+      find a condition on a missing key false);
+    - a statement whose condition is false does not apply (moto returned an
+      explicit Deny from it, even for an Allow statement).
+  With enforcement off, requests take moto's path untouched.
+- with MOTO_DENIALS_FILE set, appends one JSON line per denied request
+  ({"action", "resources", "principal"}) to that file.
 
 Usage: python moto_launcher.py [PORT]
 """
 import json
 import os
+import re
 import sys
 import threading
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
+from moto import settings  # noqa: E402
 from moto.cloudtrail.responses import CloudTrailResponse  # noqa: E402
+from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult  # noqa: E402
+from moto.kms.models import kms_backends  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 
 
 def lookup_events(self: CloudTrailResponse) -> str:
@@ -30,6 +72,294 @@ def lookup_events(self: CloudTrailResponse) -> str:
 
 if not hasattr(CloudTrailResponse, "lookup_events"):
     CloudTrailResponse.lookup_events = lookup_events
+
+
+# --- Resource-level authorization -------------------------------------------
+# Each resolver maps a request (a moto BaseResponse, parameters parsed) and
+# its action name to (ARNs to authorize, condition values). ARNs None = keep
+# the resource moto chose ('*', or the role ARN for IAM role actions).
+
+
+def _scope(r) -> tuple:
+    """(partition, account, signing region) of the request."""
+    credential = r.headers.get("Authorization", "").partition("Credential=")[2]
+    parts = credential.split("/")
+    region = parts[2] if len(parts) > 2 else r.region
+    return r.partition, r.current_account, region
+
+
+def _caller_user_name(r):
+    """The IAM user owning the request's access key (None for a role)."""
+    key_id = r.headers.get("Authorization", "").partition("Credential=")[2]
+    key_id = key_id.partition("/")[0]
+    for user in r.backend.users.values():
+        if any(k.access_key_id == key_id for k in user.access_keys):
+            return user.name
+    return None
+
+
+# IAM actions whose UserName defaults to the caller.
+_IAM_SELF_ACTIONS = {
+    "GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey",
+    "DeleteAccessKey", "ListMFADevices", "ListSigningCertificates",
+    "UploadSigningCertificate", "UpdateSigningCertificate",
+    "DeleteSigningCertificate", "ListSSHPublicKeys",
+    "ListServiceSpecificCredentials", "ChangePassword",
+}
+
+
+def _iam_named(r, action: str, kind: str, name: str) -> list:
+    """user/group ARN(s): the existing entity's path, none if it does not
+    exist (as AWS); Create*: the Path param; Update*: old and new ARN."""
+    partition, account, _ = _scope(r)
+
+    def arn(path: str, entity: str) -> str:
+        return f"arn:{partition}:iam::{account}:{kind}{path}{entity}"
+
+    title = kind.capitalize()
+    if action == f"Create{title}":
+        return [arn(r._get_param("Path") or "/", name)]
+    existing = getattr(r.backend, f"{kind}s").get(name)
+    path = existing.path if existing else "/"
+    arns = [arn(path, name)]
+    new_path, new_name = r._get_param("NewPath"), r._get_param(f"New{title}Name")
+    if action == f"Update{title}" and (new_path or new_name):
+        arns.append(arn(new_path or path, new_name or name))
+    return arns
+
+
+def _iam(r, action: str) -> tuple:
+    partition, account, _ = _scope(r)
+    policy_arn = r._get_param("PolicyArn")
+    conditions = {}
+    if policy_arn and action.startswith(("Attach", "Detach")):
+        conditions["iam:PolicyARN"] = policy_arn
+    if r._get_param("RoleName"):
+        return None, conditions  # moto's role handling
+    if r._get_param("GroupName"):  # AddUserToGroup, RemoveUserFromGroup too
+        return _iam_named(r, action, "group", r._get_param("GroupName")), conditions
+    user = r._get_param("UserName")
+    if user is None and action in _IAM_SELF_ACTIONS:
+        user = _caller_user_name(r)
+    if user:
+        return _iam_named(r, action, "user", user), conditions
+    if policy_arn:
+        return [policy_arn], conditions
+    if action == "CreatePolicy":
+        path, name = r._get_param("Path") or "/", r._get_param("PolicyName")
+        return [f"arn:{partition}:iam::{account}:policy{path}{name}"], conditions
+    return None, conditions
+
+
+def _secretsmanager(r, action: str) -> tuple:
+    partition, account, region = _scope(r)
+    base = f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+    if action == "CreateSecret":
+        # AWS evaluates CreateSecret against the ARN to be, random suffix
+        # included: "secret:NAME-*" and "secret:NAME-??????" both match.
+        return [f"{base}{r._get_param('Name')}-??????"], {}
+    secret_id = r._get_param("SecretId")
+    if not secret_id:
+        return None, {}  # ListSecrets, GetRandomPassword, BatchGetSecretValue
+    secret = secretsmanager_backends[account][r.region].secrets.get(secret_id)
+    if secret is not None:
+        return [secret.arn], {}
+    return [secret_id if secret_id.startswith("arn:") else base + secret_id], {}
+
+
+_TRAIL_NAME_ACTIONS = {
+    "CreateTrail", "GetTrail", "GetTrailStatus", "UpdateTrail", "DeleteTrail",
+    "StartLogging", "StopLogging",
+}
+
+
+def _cloudtrail(r, action: str) -> tuple:
+    partition, account, region = _scope(r)
+    names = [r._get_param("Name")] if action in _TRAIL_NAME_ACTIONS else []
+    names += [r._get_param(p) for p in ("TrailName", "TrailARN", "ResourceId")]
+    names += r._get_param("ResourceIdList") or []
+    arns = [
+        n if n.startswith("arn:") else f"arn:{partition}:cloudtrail:{region}:{account}:trail/{n}"
+        for n in names
+        if n
+    ]
+    return arns or None, {}
+
+
+def _sns(r, action: str) -> tuple:
+    partition, account, region = _scope(r)
+    if action == "CreateTopic":
+        return [f"arn:{partition}:sns:{region}:{account}:{r._get_param('Name')}"], {}
+    arn = r._get_param("TopicArn") or r._get_param("ResourceArn")
+    return ([arn] if arn else None), {}
+
+
+def _kms(r, action: str) -> tuple:
+    partition, account, region = _scope(r)
+    key_id = r._get_param("KeyId")
+    if not key_id:
+        return None, {}
+    # "key/ID" or "alias/NAME" from an ARN, else the id or alias name itself.
+    name = key_id.split(":", 5)[-1] if key_id.startswith("arn:") else key_id
+    keys = kms_backends[account][r.region].keys
+    if name.startswith("alias/"):
+        key = next((k for k in keys.values() if name in k.aliases), None)
+    else:
+        name = name.removeprefix("key/")
+        key = keys.get(name)
+        name = f"key/{name}"
+    return [key.arn if key else f"arn:{partition}:kms:{region}:{account}:{name}"], {}
+
+
+_RESOLVERS = {
+    "iam": _iam,
+    "secretsmanager": _secretsmanager,
+    "cloudtrail": _cloudtrail,
+    "sns": _sns,
+    "kms": _kms,
+}
+
+# Condition values of the request being authorized, for the policy
+# statements evaluated below it (the server runs one thread per request).
+_authorizing = threading.local()
+_moto_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+
+
+def _authenticate_and_authorize_normal_action(self, resource: str = "*") -> None:
+    """Wraps moto's: same signature check and policy evaluation, run once
+    per resource ARN of the request (each must be allowed)."""
+    resolver = _RESOLVERS.get(getattr(self, "service_name", None))
+    enforced = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+    if resolver is None or not enforced:
+        return _moto_authorize(self, resource)
+    arns, _authorizing.conditions = resolver(self, self._get_action())
+    try:
+        for arn in arns or [resource]:
+            _moto_authorize(self, arn)
+    finally:
+        _authorizing.conditions = None
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = (
+    _authenticate_and_authorize_normal_action
+)
+
+
+def _wildcard(pattern, value: str):
+    """IAM wildcard match: '*' any run of characters, '?' exactly one."""
+    regex = re.escape(str(pattern)).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value, re.DOTALL)
+
+
+def _glob(pattern, value: str) -> bool:
+    return _wildcard(pattern, value) is not None
+
+
+def _arn_like(pattern, value: str) -> bool:
+    """ArnLike/ArnEquals: each of the six ARN components matched apart."""
+    parts, values = str(pattern).split(":", 5), value.split(":", 5)
+    if len(parts) != 6:
+        return _glob(pattern, value)
+    return len(values) == 6 and all(map(_glob, parts, values))
+
+
+def _any_of(match):
+    return lambda actual, expected: any(match(e, actual) for e in expected)
+
+
+def _none_of(match):
+    return lambda actual, expected: not any(match(e, actual) for e in expected)
+
+
+def _equals(e, a: str) -> bool:
+    return str(e) == a
+
+
+def _equals_ignore_case(e, a: str) -> bool:
+    return str(e).lower() == a.lower()
+
+
+_CONDITION_OPERATORS = {
+    "StringEquals": _any_of(_equals),
+    "StringNotEquals": _none_of(_equals),
+    "StringEqualsIgnoreCase": _any_of(_equals_ignore_case),
+    "StringNotEqualsIgnoreCase": _none_of(_equals_ignore_case),
+    "StringLike": _any_of(_glob),
+    "StringNotLike": _none_of(_glob),
+    "ArnEquals": _any_of(_arn_like),
+    "ArnLike": _any_of(_arn_like),
+    "ArnNotEquals": _none_of(_arn_like),
+    "ArnNotLike": _none_of(_arn_like),
+}
+
+
+def _check_conditions(self, incoming_condition_values) -> bool:
+    """Replaces moto's (StringEquals only). Operators of a block are ANDed,
+    keys ANDed, a key's values ORed (NORed for the negated operators)."""
+    known = {k.lower(): v for k, v in (incoming_condition_values or {}).items()}
+    for operator, block in (self._statement.get("Condition") or {}).items():
+        test = _CONDITION_OPERATORS.get(operator.removesuffix("IfExists"))
+        for key, expected in block.items():
+            actual = known.get(key.lower())
+            # moto's behaviour, kept: an operator not listed above (Bool,
+            # Numeric*, Date*, ForAnyValue:..., Null...) or a key for which
+            # no value is known (all but iam:PolicyARN, sts:ExternalId) is
+            # ignored; AWS would treat a missing key as a false condition.
+            if test is None or actual is None:
+                continue
+            if not test(str(actual), expected if isinstance(expected, list) else [expected]):
+                return False
+    return True
+
+
+_moto_statement_permits = IAMPolicyStatement.is_action_permitted
+
+
+def _statement_is_action_permitted(
+    self, action, resource="*", principal=None, incoming_condition_values=None
+):
+    """Wraps moto's: passes the request's condition values, and a statement
+    whose condition is false does not apply (moto: explicit Deny)."""
+    if incoming_condition_values is None:
+        incoming_condition_values = getattr(_authorizing, "conditions", None)
+    if not self._check_conditions(incoming_condition_values):
+        return PermissionResult.NEUTRAL
+    return _moto_statement_permits(
+        self, action, resource, principal, incoming_condition_values
+    )
+
+
+IAMPolicyStatement._check_conditions = _check_conditions
+IAMPolicyStatement.is_action_permitted = _statement_is_action_permitted
+IAMPolicyStatement._match = staticmethod(_wildcard)  # Action, NotAction, Resource
+
+
+# --- Denial log (MOTO_DENIALS_FILE, read by tests/support/mod.rs) ----------
+# tests/support/mod.rs sets MOTO_DENIALS_FILE and reads one JSON line
+# {"action", "resources", "principal"} per request moto denies: a test of
+# least privilege can then tell "nothing was refused" from "a refusal was
+# swallowed somewhere".
+from moto.iam.access_control import IAMRequestBase  # noqa: E402
+
+_DENIALS_FILE = os.environ.get("MOTO_DENIALS_FILE")
+_denials_lock = threading.Lock()
+_moto_check_action_permitted = IAMRequestBase.check_action_permitted
+
+
+def _check_action_permitted(self, resource: str) -> None:
+    """Wraps moto's (every service, S3 too): records a denial, re-raises."""
+    try:
+        _moto_check_action_permitted(self, resource)
+    except Exception:
+        line = {"action": self._action, "resources": [resource],
+                "principal": self._access_key.arn}
+        with _denials_lock, open(_DENIALS_FILE, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        raise
+
+
+if _DENIALS_FILE:
+    IAMRequestBase.check_action_permitted = _check_action_permitted
 
 
 def main() -> None:

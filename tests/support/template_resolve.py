@@ -1,0 +1,174 @@
+"""Reads template.yaml as CloudFormation would for one stack, for the tests.
+
+Usage: python template_resolve.py TEMPLATE < context.json > resolved.json
+
+The context gives what CloudFormation would know:
+  {"Parameters": {"PortalMode": "api", ...},          # others: their Default
+   "Pseudo": {"AWS::AccountId": "...", "AWS::Region": "...",
+              "AWS::StackName": "...", "AWS::StackId": "..."},
+   "Resources": {"ConnectorSecret": {"Ref": "arn:..."},
+                 "ConnectorFunctionLogs": {"Arn": "arn:..."}, ...}}
+
+and the answer holds, with every intrinsic function resolved and every
+condition evaluated:
+  {"Roles": {"ConnectorRole": {"Path", "AssumeRolePolicyDocument",
+                               "Policies": [{"PolicyName", "PolicyDocument"}]}},
+   "Functions": {"ConnectorFunction": {"Role": "ConnectorRole",
+                                       "Environment": {"PORTAL_MODE": ...}}}}
+
+So a test gives each function exactly the rights and the environment the
+template gives it. Anything it cannot resolve (a Ref to a resource the
+context does not name, an intrinsic it does not know) is an error: a test
+must never run with a guessed policy.
+"""
+import json
+import re
+import sys
+
+from cfnlint.decode import decode_str
+
+NO_VALUE = object()
+
+
+class Unresolved(Exception):
+    pass
+
+
+class Stack:
+    def __init__(self, template: dict, context: dict):
+        self.template = template
+        params = {}
+        for name, spec in template.get("Parameters", {}).items():
+            given = context.get("Parameters", {}).get(name)
+            value = given if given is not None else spec.get("Default")
+            if value is None:
+                raise Unresolved(f"parameter {name} has no value and no default")
+            if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = [v.strip() for v in value.split(",")] if value else []
+            allowed = spec.get("AllowedValues")
+            values = value if isinstance(value, list) else [value]
+            if allowed and any(str(v) not in [str(a) for a in allowed] for v in values):
+                raise Unresolved(f"parameter {name}={value!r} is not one of {allowed}")
+            params[name] = value if isinstance(value, list) else str(value)
+        pseudo = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        pseudo.update(context.get("Pseudo", {}))
+        self.refs = {**params, **pseudo, "AWS::NoValue": NO_VALUE}
+        self.resources = context.get("Resources", {})
+        self.conditions: dict = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            spec = self.template.get("Conditions", {}).get(name)
+            if spec is None:
+                raise Unresolved(f"unknown condition {name}")
+            self.conditions[name] = bool(self.resolve(spec))
+        return self.conditions[name]
+
+    def ref(self, name: str):
+        if name in self.refs:
+            return self.refs[name]
+        if name in self.resources and "Ref" in self.resources[name]:
+            return self.resources[name]["Ref"]
+        raise Unresolved(f"Ref {name}: not a parameter, and the context does not name it")
+
+    def get_att(self, name: str, attribute: str):
+        try:
+            return self.resources[name][attribute]
+        except KeyError:
+            raise Unresolved(f"GetAtt {name}.{attribute}: the context does not name it") from None
+
+    def sub(self, text: str, variables: dict) -> str:
+        def one(m: re.Match) -> str:
+            inner = m.group(1)
+            if inner.startswith("!"):
+                return "${" + inner[1:] + "}"
+            if inner in variables:
+                return str(variables[inner])
+            if "." in inner and not inner.startswith("AWS::"):
+                return str(self.get_att(*inner.split(".", 1)))
+            value = self.ref(inner)
+            if isinstance(value, list):
+                raise Unresolved(f"Sub ${{{inner}}} is a list")
+            return str(value)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def resolve(self, node):
+        if isinstance(node, dict):
+            if len(node) == 1:
+                (key, arg), = node.items()
+                if key == "Ref":
+                    return self.ref(arg)
+                if key == "Condition" and isinstance(arg, str):
+                    return self.condition(arg)
+                if key.startswith("Fn::"):
+                    return self.function(key, arg)
+            out = {}
+            for k, v in node.items():
+                r = self.resolve(v)
+                if r is not NO_VALUE:
+                    out[k] = r
+            return out
+        if isinstance(node, list):
+            return [r for r in (self.resolve(v) for v in node) if r is not NO_VALUE]
+        return node
+
+    def function(self, key: str, arg):
+        if key == "Fn::If":
+            name, yes, no = arg
+            return self.resolve(yes if self.condition(name) else no)
+        if key == "Fn::Equals":
+            a, b = (self.resolve(x) for x in arg)
+            return str(a) == str(b)
+        if key == "Fn::Not":
+            return not self.resolve(arg[0])
+        if key == "Fn::And":
+            return all(self.resolve(x) for x in arg)
+        if key == "Fn::Or":
+            return any(self.resolve(x) for x in arg)
+        if key == "Fn::Sub":
+            if isinstance(arg, str):
+                return self.sub(arg, {})
+            text, variables = arg
+            return self.sub(text, {k: self.resolve(v) for k, v in variables.items()})
+        if key == "Fn::GetAtt":
+            name, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+            return self.get_att(name, attribute)
+        if key == "Fn::Join":
+            sep, items = arg
+            return sep.join(str(x) for x in self.resolve(items))
+        if key == "Fn::Select":
+            index, items = arg
+            return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::Split":
+            sep, text = arg
+            return self.resolve(text).split(sep)
+        raise Unresolved(f"{key} is not supported by the test bed's resolver")
+
+
+def main() -> None:
+    template, problems = decode_str(open(sys.argv[1]).read())
+    if problems:
+        sys.exit(f"cannot read {sys.argv[1]}: {problems}")
+    stack = Stack(template, json.load(sys.stdin))
+    out: dict = {"Roles": {}, "Functions": {}}
+    try:
+        for name, res in template["Resources"].items():
+            if "Condition" in res and not stack.condition(res["Condition"]):
+                continue
+            kind = res["Type"]
+            if kind == "AWS::IAM::Role":
+                out["Roles"][name] = stack.resolve(res["Properties"])
+            elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+                props = res["Properties"]
+                role = props.get("Role", {}).get("Fn::GetAtt")
+                role = role.split(".")[0] if isinstance(role, str) else (role or [None])[0]
+                env = props.get("Environment", {}).get("Variables", {})
+                out["Functions"][name] = {"Role": role, "Environment": stack.resolve(env)}
+    except Unresolved as e:
+        sys.exit(f"template_resolve: {e}")
+    json.dump(out, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
