@@ -12,7 +12,7 @@ use cloudapps::key_store::{AWSCURRENT, AWSPENDING, StoredKey};
 use cloudapps::rotation::{self, Event};
 use cloudapps::sensitive::Sensitive;
 use portal_emulator::{Config, Fault, FaultKind};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::runtime_api::{Function, Outcome};
 use support::{PortalAuth, World, register_rotation_function, start_rotation};
 
