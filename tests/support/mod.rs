@@ -462,8 +462,22 @@ impl World {
     /// A world in a new account of `moto` (entered with sts:AssumeRole, as
     /// moto keys accounts by the credentials).
     pub async fn on(moto: &Moto) -> World {
-        capture_logs();
         let account = format!("{:012}", fastrand::u64(100_000_000_000..999_999_999_999));
+        let suffix = format!("{:08x}", fastrand::u32(..));
+        let stack_id = format!(
+            "arn:aws:cloudformation:{REGION}:{account}:stack/cloudapps-test-{suffix}/{:08x}-0000-4000-8000-{:012x}",
+            fastrand::u32(..),
+            fastrand::u64(..0xffff_ffff_ffff)
+        );
+        World::in_account(moto, &account, &stack_id).await
+    }
+
+    /// A world in `account` of `moto` for the stack `stack_id` (a stack
+    /// instance of a stack set, say): its secret is declared as that stack's.
+    pub async fn in_account(moto: &Moto, account: &str, stack_id: &str) -> World {
+        capture_logs();
+        let account = account.to_string();
+        let stack_id = stack_id.to_string();
         let base = sdk_config(&moto.endpoint, "testing", "testing", None).await;
         let assumed = aws_sdk_sts::Client::new(&base)
             .assume_role()
@@ -487,11 +501,6 @@ impl World {
         .await;
         let deps = Deps::new(&sdk, test_settings(), Portal::off()).unwrap();
         let suffix = format!("{:08x}", fastrand::u32(..));
-        let stack_id = format!(
-            "arn:aws:cloudformation:{REGION}:{account}:stack/cloudapps-test-{suffix}/{:08x}-0000-4000-8000-{:012x}",
-            fastrand::u32(..),
-            fastrand::u64(..0xffff_ffff_ffff)
-        );
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let secret_arn = declare_secret(
             &secrets,
@@ -541,6 +550,7 @@ impl World {
         let emulator = portal_emulator::Emulator::start(config.clone())
             .await
             .unwrap();
+        let routes = serde_json::to_string(&config.routes).unwrap();
         let credentials = match auth {
             PortalAuth::Token => json!({"Token": token}),
             PortalAuth::WrongToken => json!({"Token": hex(64)}),
@@ -551,6 +561,16 @@ impl World {
                 json!({"TenantId": tenant, "ClientId": client, "ClientSecret": hex(40)})
             }
         };
+        self.connect_portal(&emulator.url, &credentials, &routes)
+            .await;
+        self.portal = Some(emulator);
+    }
+
+    /// Switches the connector to `PORTAL_MODE=api` against the portal at
+    /// `url` (an emulator another world or the test owns), signing in with
+    /// `credentials`, stored in a secret of this account. `routes`: JSON
+    /// route overrides ("{}" for none).
+    pub async fn connect_portal(&mut self, url: &str, credentials: &Value, routes: &str) {
         let name = format!("cloudapps/portal-{:08x}", fastrand::u32(..));
         let out = self
             .secrets
@@ -561,18 +581,14 @@ impl World {
             .await
             .unwrap();
         self.portal_secret = out.arn().unwrap().to_string();
-        let mut portal = portal_config(&emulator.url, &self.portal_secret);
-        portal.routes = cloudapps::portal::routes::Routes::with_overrides(
-            &serde_json::to_string(&config.routes).unwrap(),
-        )
-        .unwrap();
+        let mut portal = portal_config(url, &self.portal_secret);
+        portal.routes = cloudapps::portal::routes::Routes::with_overrides(routes).unwrap();
         self.deps = Deps::new(
             &self.sdk,
             test_settings(),
             Portal::api(portal, &self.sdk).unwrap(),
         )
         .unwrap();
-        self.portal = Some(emulator);
     }
 
     /// Runs the connector as an IAM user of this account with the inline
