@@ -493,3 +493,19 @@ async fn in_handoff_mode_the_previous_key_stays_active_until_the_next_rotation()
     assert_eq!(w.notifications().len(), 3);
     w.assert_no_leaks().await;
 }
+
+#[test]
+fn the_sample_events_are_the_four_steps_secrets_manager_sends() {
+    // GIVEN events/rotation-<step>.json (run-local and `cargo lambda invoke` use them)
+    for s in STEPS {
+        let text =
+            std::fs::read_to_string(support::root().join(format!("events/rotation-{s}.json")))
+                .unwrap();
+        // WHEN the function reads one
+        let event = Event::parse(&serde_json::from_str(&text).unwrap()).unwrap();
+        // THEN it is that step, for the connector's secret, with a token
+        assert_eq!(event.step.as_str(), s);
+        assert_eq!(event.secret_id, "cloudapps/connector-key");
+        assert!(event.token.len() >= 32);
+    }
+}
