@@ -13,12 +13,6 @@ use support::runtime_api::{Function, Outcome};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_connector");
 
-fn cfn_answer(w: &World, event: &Value) -> Value {
-    let caught = w.catcher.for_url(event["ResponseURL"].as_str().unwrap());
-    assert_eq!(caught.len(), 1, "exactly one answer to CloudFormation");
-    caught[0].json()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
     // GIVEN the connector binary started as Lambda starts it, logging at TRACE
@@ -34,7 +28,7 @@ async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
         panic!("{outcome:?}")
     };
     assert_eq!(result["status"], "SUCCESS");
-    let body = cfn_answer(&w, &create);
+    let body = w.answer_to(&create);
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     let key = w.current_key().await;
     assert_eq!(
@@ -52,7 +46,7 @@ async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
     let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
         panic!("delete")
     };
-    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    assert_eq!(w.answer_to(&delete)["Status"], "SUCCESS");
     assert!(w.user("defender-cloud-apps").await.is_none());
 
     // THEN every log line is JSON, the work is logged, and no secret is
@@ -94,7 +88,7 @@ async fn the_binary_answers_before_the_lambda_deadline_and_keeps_serving() {
         panic!("{outcome:?}")
     };
     assert_eq!(result["status"], "FAILED");
-    let body = cfn_answer(&w, &create);
+    let body = w.answer_to(&create);
     assert!(
         body["Reason"].as_str().unwrap().contains("timed out"),
         "{body}"
@@ -114,7 +108,7 @@ async fn the_binary_answers_before_the_lambda_deadline_and_keeps_serving() {
     let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
         panic!("delete")
     };
-    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    assert_eq!(w.answer_to(&delete)["Status"], "SUCCESS");
     assert!(w.user("defender-cloud-apps").await.is_none());
     assert!(w.trail_names().await.is_empty());
     let output = f.stop().await;
@@ -141,7 +135,7 @@ async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
 
         // THEN CloudFormation gets FAILED naming the setting (no hour-long wait),
         // and Lambda sees an invocation error (for the errors alarm)
-        let body = cfn_answer(&w, &create);
+        let body = w.answer_to(&create);
         assert_eq!(body["Status"], "FAILED");
         assert!(body["Reason"].as_str().unwrap().contains(name), "{body}");
         let Outcome::Error(e) = outcome else {
@@ -189,7 +183,7 @@ async fn the_binary_connects_the_portal_from_its_environment() {
     let Outcome::Response(_) = f.invoke(&create, Duration::from_secs(60)).await else {
         panic!("create")
     };
-    let body = cfn_answer(&w, &create);
+    let body = w.answer_to(&create);
     assert_eq!(body["Status"], "SUCCESS", "{body}");
 
     // THEN the portal instance holds the key in the secret and its test passed
@@ -208,7 +202,7 @@ async fn the_binary_connects_the_portal_from_its_environment() {
     let Outcome::Response(_) = f.invoke(&delete, Duration::from_secs(60)).await else {
         panic!("delete")
     };
-    assert_eq!(cfn_answer(&w, &delete)["Status"], "SUCCESS");
+    assert_eq!(w.answer_to(&delete)["Status"], "SUCCESS");
     // AND Delete disabled it
     assert_eq!(w.emulator().instances()[0].status, "disabled");
 

@@ -42,15 +42,7 @@ async fn deployed(moto: &Moto) -> (World, Value) {
         PortalAuth::Token,
     )
     .await;
-    let topic = aws_sdk_sns::Client::new(&w.sdk)
-        .create_topic()
-        .name("cloudapps-notify")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
+    let topic = w.create_topic("cloudapps-notify").await;
     let parameters = json!({
         "PortalMode": "api",
         "PortalUrl": w.emulator().url,
@@ -60,16 +52,22 @@ async fn deployed(moto: &Moto) -> (World, Value) {
     (w, resolved)
 }
 
-fn answer_of(w: &World, event: &Value) -> Value {
-    let caught = w.catcher.for_url(event["ResponseURL"].as_str().unwrap());
-    assert_eq!(caught.len(), 1, "exactly one answer to CloudFormation");
-    caught[0].json()
+/// The template's `function` as the real `binary`, signed in as the role
+/// the template gives it (created now), with its environment.
+async fn start(w: &World, resolved: &Value, binary: &str, function: &str) -> Function {
+    let role = resolved["Functions"][function]["Role"].as_str().unwrap();
+    let credentials = template::assume_role(w, resolved, role).await;
+    Function::start(
+        binary,
+        &template::function_env(w, resolved, function, &credentials, &TUNING),
+    )
+    .await
 }
 
 async fn send(f: &Function, w: &World, event: &Value) -> Value {
     let outcome = f.invoke(event, Duration::from_secs(90)).await;
     assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
-    answer_of(w, event)
+    w.answer_to(event)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,18 +76,8 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
     // them, with the template's environment (api mode), IAM enforced
     let moto = Moto::start();
     let (w, resolved) = deployed(&moto).await;
-    let connector_role = template::assume_role(&w, &resolved, "ConnectorRole").await;
-    let rotation_role = template::assume_role(&w, &resolved, "RotationRole").await;
-    let connector = Function::start(
-        CONNECTOR,
-        &template::function_env(&w, &resolved, "ConnectorFunction", &connector_role, &TUNING),
-    )
-    .await;
-    let rotation = Function::start(
-        ROTATION,
-        &template::function_env(&w, &resolved, "RotationFunction", &rotation_role, &TUNING),
-    )
-    .await;
+    let connector = start(&w, &resolved, CONNECTOR, "ConnectorFunction").await;
+    let rotation = start(&w, &resolved, ROTATION, "RotationFunction").await;
     moto.enforce_iam().await;
 
     // WHEN CloudFormation sends Create
@@ -200,12 +188,7 @@ async fn a_right_missing_from_the_template_fails_the_lifecycle() {
     let before = statements.len();
     statements.retain(|s| s["Sid"] != "WriteTheKeyToItsSecret");
     assert_eq!(statements.len(), before - 1, "the statement exists");
-    let role = template::assume_role(&w, &resolved, "ConnectorRole").await;
-    let connector = Function::start(
-        CONNECTOR,
-        &template::function_env(&w, &resolved, "ConnectorFunction", &role, &TUNING),
-    )
-    .await;
+    let connector = start(&w, &resolved, CONNECTOR, "ConnectorFunction").await;
     moto.enforce_iam().await;
 
     // WHEN CloudFormation sends Create

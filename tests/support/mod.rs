@@ -627,15 +627,9 @@ impl World {
     /// of the account that delivers to the catcher (`notifications`).
     pub async fn use_handoff(&mut self) {
         let sns = aws_sdk_sns::Client::new(&self.sdk);
-        let topic = sns
-            .create_topic()
-            .name(format!("cloudapps-{:08x}", fastrand::u32(..)))
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_string();
+        let topic = self
+            .create_topic(&format!("cloudapps-{:08x}", fastrand::u32(..)))
+            .await;
         sns.subscribe()
             .topic_arn(&topic)
             .protocol("http")
@@ -649,6 +643,27 @@ impl World {
             Portal::handoff(&topic, &self.sdk),
         )
         .unwrap();
+    }
+
+    /// Creates an SNS topic `name` in this account; returns its ARN.
+    pub async fn create_topic(&self, name: &str) -> String {
+        aws_sdk_sns::Client::new(&self.sdk)
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The one answer CloudFormation got for `event` (sent by a function
+    /// process, whose outcome says nothing of what reached CloudFormation).
+    pub fn answer_to(&self, event: &Value) -> Value {
+        let caught = self.catcher.for_url(event["ResponseURL"].as_str().unwrap());
+        assert_eq!(caught.len(), 1, "exactly one answer to CloudFormation");
+        caught[0].json()
     }
 
     /// The hand-off messages SNS delivered (after `use_handoff`).
