@@ -11,7 +11,7 @@ updates the functions).
 Usage:
   python scripts/member_template.py TEMPLATE OUT_DIR NAME=BOOTSTRAP [NAME=BOOTSTRAP ...]
 
-NAME is a function's binary (`connector`, `rotation`), BOOTSTRAP its built
+NAME is a function's binary (`connector`, `rotation`, `health`), BOOTSTRAP its built
 executable (from `sam build` or `cargo lambda build`). Writes
 OUT_DIR/<NAME>-<sha>.zip (deterministic: fixed time stamp and mode) and
 OUT_DIR/member-template.json, and prints the upload commands.

@@ -152,14 +152,8 @@ async fn the_binary_connects_the_portal_from_its_environment() {
     // GIVEN the binary in PORTAL_MODE=api, configured only by environment,
     // against the portal emulator with an Entra ID application
     let mut w = World::new().await;
-    w.use_portal(
-        portal_emulator::Config {
-            test_duration: Duration::from_millis(200),
-            ..Default::default()
-        },
-        support::PortalAuth::Entra,
-    )
-    .await;
+    w.use_portal(support::quick_portal(), support::PortalAuth::Entra)
+        .await;
     let url = w.emulator().url.clone();
     let secret = w.portal_secret.clone();
     let f = Function::start(

@@ -41,7 +41,7 @@ fn member_template(dir: &Path) -> Value {
         root().join("template.yaml").display().to_string(),
         dir.display().to_string(),
     ];
-    for name in ["connector", "rotation"] {
+    for name in ["connector", "rotation", "health"] {
         std::fs::create_dir_all(dir).unwrap();
         let bootstrap = dir.join(format!("{name}.bootstrap"));
         std::fs::write(&bootstrap, format!("#!/bin/sh\necho {name}\n")).unwrap();
@@ -129,34 +129,37 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
             "Outputs.UserArn"
         ])
     );
-    // AND each member account holds the functions, their roles, log groups,
-    // topic and rotation rule, as the template describes them
+    // AND each member account holds the three functions, their roles, log
+    // groups, topic, rotation rule and health schedule, as the template
+    // describes them
     for (account, member) in rollout["members"].as_object().unwrap() {
         let roles = member["roles"].as_array().unwrap();
-        assert_eq!(roles.len(), 2, "{account}: {member}");
+        assert_eq!(roles.len(), 3, "{account}: {member}");
         assert!(roles.iter().all(|r| {
             r.as_str()
                 .unwrap()
                 .starts_with(&format!("arn:aws:iam::{account}:role/cloudapps/"))
         }));
         let functions = member["functions"].as_array().unwrap();
-        assert_eq!(functions.len(), 2, "{account}: {member}");
+        assert_eq!(functions.len(), 3, "{account}: {member}");
         for f in functions {
             assert_eq!(f["runtime"], "provided.al2023");
             assert_eq!(f["handler"], "bootstrap");
-            assert_eq!((&f["memory"], &f["timeout"]), (&json!(128), &json!(300)));
+            assert_eq!(f["memory"], 128);
+            let health = f["environment"].get("HEALTH_REPAIR").is_some();
+            assert_eq!(f["timeout"], if health { 120 } else { 300 }, "{f}");
             assert!(roles.contains(&f["role"]), "{f}");
             assert_eq!(f["environment"]["PORTAL_MODE"], "api");
             assert_eq!(f["environment"]["PORTAL_URL"], parameters["PortalUrl"]);
         }
         let logs = member["log_groups"].as_object().unwrap();
-        assert_eq!(logs.len(), 2, "{account}: {member}");
+        assert_eq!(logs.len(), 3, "{account}: {member}");
         assert!(
             logs.iter()
                 .all(|(name, days)| name.starts_with("/cloudapps/") && *days == 90)
         );
         assert_eq!(member["topics"].as_array().unwrap().len(), 1);
-        assert_eq!(member["rules"].as_array().unwrap().len(), 1);
+        assert_eq!(member["rules"].as_array().unwrap().len(), 2, "{member}");
     }
 
     // GIVEN one portal for the organization, throttled at 30 requests per

@@ -14,10 +14,7 @@ use support::{Moto, PortalAuth, World, sdk_config};
 const USER: &str = "defender-cloud-apps";
 
 fn fast() -> Config {
-    Config {
-        test_duration: Duration::from_millis(200),
-        ..Config::default()
-    }
+    support::quick_portal()
 }
 
 async fn portal_world(config: Config, auth: PortalAuth) -> World {

@@ -11,25 +11,17 @@ use std::time::{Duration, Instant};
 use cloudapps::key_store::{AWSCURRENT, AWSPENDING, StoredKey};
 use cloudapps::rotation::{self, Event};
 use cloudapps::sensitive::Sensitive;
-use portal_emulator::{Config, Fault, FaultKind};
+use portal_emulator::{Fault, FaultKind};
 use serde_json::json;
 use support::runtime_api::{Function, Outcome};
-use support::{PortalAuth, World, register_rotation_function, start_rotation};
+use support::{Moto, World, register_rotation_function, start_rotation};
 
 const USER: &str = "defender-cloud-apps";
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// A connected stack (api mode) whose secret can be rotated.
 async fn connected() -> (World, String) {
-    let mut w = World::new().await;
-    w.use_portal(
-        Config {
-            test_duration: Duration::from_millis(200),
-            ..Config::default()
-        },
-        PortalAuth::Token,
-    )
-    .await;
+    let w = World::with_portal(Moto::shared()).await;
     w.ok(&w.event("create.json")).await;
     let function = register_rotation_function(&w).await;
     (w, function)

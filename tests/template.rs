@@ -1,7 +1,8 @@
 //! template.yaml's least privilege, proven: each function runs as the real
 //! binary with exactly the role and the environment the template gives it
 //! (read from the template itself), under moto's IAM enforcement, through
-//! the whole lifecycle (Create, a rotation, an Update, Delete). moto is made
+//! the whole lifecycle (Create, a rotation, a health check that repairs,
+//! an Update, Delete). moto is made
 //! to authorize against real resource ARNs (tests/support/moto_launcher.py),
 //! and records every request it denies: any call the code makes that the
 //! template does not allow fails these tests.
@@ -12,13 +13,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cloudapps::key_store::AWSCURRENT;
-use portal_emulator::Config;
 use serde_json::{Value, json};
 use support::runtime_api::{Function, Outcome};
-use support::{Moto, PortalAuth, World, register_rotation_function, start_rotation, template};
+use support::{Moto, World, register_rotation_function, start_rotation, template};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const ROTATION: &str = env!("CARGO_BIN_EXE_rotation");
+const HEALTH: &str = env!("CARGO_BIN_EXE_health");
 const USER: &str = "defender-cloud-apps";
 const TEMPLATE: &str = "template.yaml";
 /// Quick polls and retries for tests; nothing that changes what is called.
@@ -33,20 +34,13 @@ const TUNING: [(&str, &str); 5] = [
 /// A world in `moto` with the portal emulator (api mode) and a topic, and
 /// the template resolved for it.
 async fn deployed(moto: &Moto) -> (World, Value) {
-    let mut w = World::on(moto).await;
-    w.use_portal(
-        Config {
-            test_duration: Duration::from_millis(200),
-            ..Config::default()
-        },
-        PortalAuth::Token,
-    )
-    .await;
+    let w = World::with_portal(moto).await;
     let topic = w.create_topic("cloudapps-notify").await;
     let parameters = json!({
         "PortalMode": "api",
         "PortalUrl": w.emulator().url,
         "PortalCredentialsSecretArn": w.portal_secret,
+        "HealthRepair": "true",
     });
     let resolved = template::resolve(TEMPLATE, &w, &parameters, &template::resources(&w, &topic));
     (w, resolved)
@@ -78,6 +72,7 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
     let (w, resolved) = deployed(&moto).await;
     let connector = start(&w, &resolved, CONNECTOR, "ConnectorFunction").await;
     let rotation = start(&w, &resolved, ROTATION, "RotationFunction").await;
+    let health = start(&w, &resolved, HEALTH, "HealthFunction").await;
     moto.enforce_iam().await;
 
     // WHEN CloudFormation sends Create
@@ -119,6 +114,39 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         w.emulator().instances()[0].access_key_id,
         second.access_key_id
     );
+
+    // WHEN the policy is detached and the trail stopped, then the health
+    // check runs (as the health role, repair on)
+    let policy = format!(
+        "arn:aws:iam::{}:policy/defender-cloud-apps/{USER}-cloudapps",
+        w.account
+    );
+    w.iam
+        .detach_user_policy()
+        .user_name(USER)
+        .policy_arn(&policy)
+        .send()
+        .await
+        .unwrap();
+    let trail = w.trail_names().await.pop().unwrap();
+    w.cloudtrail
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    moto.enforce_iam().await;
+    let scheduled = std::fs::read_to_string(support::root().join("events/health-scheduled.json"));
+    let scheduled: Value = serde_json::from_str(&scheduled.unwrap()).unwrap();
+    let outcome = health.invoke(&scheduled, Duration::from_secs(90)).await;
+
+    // THEN it repaired both and every check passes
+    assert!(
+        matches!(&outcome, Outcome::Response(v) if v["healthy"] == true),
+        "{outcome:?}"
+    );
+    moto.relax_iam().await;
+    assert_eq!(w.attached(USER).await, [policy]);
 
     // WHEN CloudFormation sends an Update (adds Security configuration)
     moto.enforce_iam().await;
@@ -165,7 +193,11 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         denied.is_empty(),
         "calls the template does not allow: {denied:#?}"
     );
-    for (name, f) in [("connector", connector), ("rotation", rotation)] {
+    for (name, f) in [
+        ("connector", connector),
+        ("rotation", rotation),
+        ("health", health),
+    ] {
         let output = f.stop().await;
         w.extra_output
             .lock()
@@ -222,7 +254,7 @@ fn the_template_roles_grant_no_wildcard_action_and_no_wildcard_resource_but_wher
                "PortalCredentialsSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:p-AbCdEf",
                "PortalCredentialsKmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000000",
                "SecretKmsKeyArn": format!("arn:aws:kms:us-east-1:{}:key/1f0e0d0c-0000-4000-8000-000000000000", w.account),
-               "TrailBucketName": "my-audit-logs",
+               "TrailBucketName": "my-audit-logs", "HealthRepair": "true",
                "NotificationTopicArn": format!("arn:aws:sns:us-east-1:{}:security", w.account)}),
     ] {
         let resolved = template::resolve(
@@ -233,8 +265,8 @@ fn the_template_roles_grant_no_wildcard_action_and_no_wildcard_resource_but_wher
         );
         let roles = resolved["Roles"].as_object().unwrap();
         assert_eq!(
-            roles.keys().collect::<BTreeSet<_>>(),
-            BTreeSet::from([&"ConnectorRole".to_string(), &"RotationRole".to_string()])
+            roles.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            BTreeSet::from(["ConnectorRole", "HealthRole", "RotationRole"])
         );
         for (name, role) in roles {
             assert!(

@@ -19,6 +19,13 @@
 //!   cloudtrail:DescribeTrails, GetTrailStatus and LookupEvents,
 //!   s3:ListAllMyBuckets, iam:GetAccountSummary), needs a logging
 //!   multi-region trail, and stays `running` for [`Config::test_duration`];
+//! - the documented activities API, `POST /api/v1/activities/` (route
+//!   `activities`: filters `service` and `date`, `sortDirection`, `limit`),
+//!   fed by the AWS calls its tests made: each call that worked is an
+//!   activity of the AWS app, as the real portal records what it reads;
+//!   [`Emulator::age_activities`] makes them older (data stopped flowing);
+//! - [`Emulator::set_status`]: the portal's own verdict on an instance
+//!   (`error` with a detail, say), as its periodic scans set it;
 //! - fault injection ([`Emulator::inject`]): an error status, an HTML page, a
 //!   slow answer or a 429 with or without `Retry-After`, per route.
 //!
@@ -147,6 +154,16 @@ pub struct InstanceView {
     pub status_detail: String,
 }
 
+/// An activity of the AWS app, as the activities API lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActivityView {
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    pub instance_id: String,
+    pub description: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TestView {
     pub test_id: String,
@@ -202,6 +219,7 @@ struct Instance {
 struct State {
     instances: Vec<Instance>,
     tests: Vec<TestView>,
+    activities: Vec<ActivityView>,
     requests: Vec<Received>,
     faults: Vec<Fault>,
     throttle: Throttle,
@@ -228,6 +246,7 @@ impl Emulator {
         let state = State {
             instances: Vec::new(),
             tests: Vec::new(),
+            activities: Vec::new(),
             requests: Vec::new(),
             faults: Vec::new(),
             throttle: Throttle::new(config.limit, config.window),
@@ -273,6 +292,33 @@ impl Emulator {
 
     pub fn tests(&self) -> Vec<TestView> {
         self.shared.lock().tests.clone()
+    }
+
+    /// Every activity recorded, oldest first.
+    pub fn activities(&self) -> Vec<ActivityView> {
+        self.shared.lock().activities.clone()
+    }
+
+    /// Moves every activity `by` into the past: as if no data had come
+    /// since.
+    pub fn age_activities(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        for a in &mut self.shared.lock().activities {
+            a.timestamp = a.timestamp.saturating_sub(by);
+        }
+    }
+
+    /// Sets the status the portal shows for the instance named `name`, as
+    /// its own scans do (`error` with a detail, say). False when there is
+    /// no such instance.
+    pub fn set_status(&self, name: &str, status: &str, detail: &str) -> bool {
+        let mut state = self.shared.lock();
+        let Some(i) = state.instances.iter_mut().find(|i| i.name == name) else {
+            return false;
+        };
+        i.status = status.to_string();
+        i.status_detail = detail.to_string();
+        true
     }
 
     /// Every request received, in order.

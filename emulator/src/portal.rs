@@ -7,7 +7,7 @@ use std::time::Instant;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
-use crate::{Answer, Instance, Shared, TestView, aws};
+use crate::{ActivityView, Answer, Instance, Shared, TestView, aws};
 
 /// The AWS app of Defender for Cloud Apps.
 const AWS_APP_ID: u64 = 11599;
@@ -124,6 +124,7 @@ pub(crate) fn route(
         "test" => start_test(shared, &id),
         "test_result" => test_result(shared, &id, &test_id.unwrap_or_default()),
         "status" => change(shared, &id, |_| {}),
+        "activities" => activities(shared, body),
         "disable" => change(shared, &id, |i| {
             i.enabled = false;
             i.status = "disabled".to_string();
@@ -226,6 +227,99 @@ fn find(shared: &Shared, body: &str) -> Outcome {
         .map(|i| instance_json(i))
         .collect();
     let has_next = skip.saturating_add(page.len()) < found.len();
+    Ok(Answer::json(
+        200,
+        json!({ "data": page, "total": found.len(), "hasNext": has_next }),
+    ))
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn activity_json(a: &ActivityView) -> Value {
+    json!({
+        "_id": a.id,
+        "timestamp": a.timestamp,
+        "appId": AWS_APP_ID,
+        "appName": "Amazon Web Services",
+        "instantiation": a.instance_id,
+        "description": a.description,
+    })
+}
+
+/// `activities`: `{"filters":{"service":{"eq":[..]},"date":{"gte":ms,"lte":ms}},
+/// "sortField":"date","sortDirection":"desc","limit":N}` (what this
+/// project sends; other filters are refused, not ignored).
+fn activities(shared: &Shared, body: &str) -> Outcome {
+    let req = object(body)?;
+    let (mut services, mut gte, mut lte) = (None, None, None);
+    if let Some(filters) = req.get("filters").filter(|f| !f.is_null()) {
+        let filters = filters
+            .as_object()
+            .ok_or_else(|| bad_request("filters is not an object"))?;
+        for (field, filter) in filters {
+            let ops = filter
+                .as_object()
+                .ok_or_else(|| bad_request(format!("filter {field} is not an object")))?;
+            for (op, value) in ops {
+                match (field.as_str(), op.as_str()) {
+                    ("service", "eq") => {
+                        let ids = value
+                            .as_array()
+                            .ok_or_else(|| bad_request("service.eq is not a list"))?;
+                        services = Some(ids.clone());
+                    }
+                    ("date", "gte" | "lte") => {
+                        let ms = value
+                            .as_u64()
+                            .ok_or_else(|| bad_request(format!("date.{op} is not a timestamp")))?;
+                        if op == "gte" {
+                            gte = Some(ms)
+                        } else {
+                            lte = Some(ms)
+                        }
+                    }
+                    _ => return Err(bad_request(format!("unsupported filter {field}.{op}"))),
+                }
+            }
+        }
+    }
+    if req.get("sortField").is_some_and(|f| f != "date") {
+        return Err(bad_request("sortField: only date"));
+    }
+    let descending = match req.get("sortDirection").and_then(Value::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(bad_request(format!("sortDirection {other:?}"))),
+    };
+    let limit = match req.get("limit") {
+        None | Some(Value::Null) => 100,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| bad_request("limit is not a count"))?,
+    };
+    let limit = usize::try_from(limit.min(100)).unwrap_or(100);
+    let state = shared.lock();
+    let mut found: Vec<&ActivityView> = state
+        .activities
+        .iter()
+        .filter(|_| {
+            services
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&json!(AWS_APP_ID)))
+        })
+        .filter(|a| gte.is_none_or(|t| a.timestamp >= t) && lte.is_none_or(|t| a.timestamp <= t))
+        .collect();
+    found.sort_by_key(|a| a.timestamp);
+    if descending {
+        found.reverse();
+    }
+    let page: Vec<Value> = found.iter().take(limit).map(|a| activity_json(a)).collect();
+    let has_next = page.len() < found.len();
     Ok(Answer::json(
         200,
         json!({ "data": page, "total": found.len(), "hasNext": has_next }),
@@ -402,6 +496,21 @@ async fn run_test(
         Err(reason) => ("failed", "error", Some(reason)),
     };
     let mut state = shared.lock();
+    // What the portal read with the key is what it shows as activity.
+    let at = now_millis();
+    let seen: Vec<ActivityView> = checks
+        .iter()
+        .filter(|c| c.ok)
+        .map(|c| ActivityView {
+            id: std::iter::repeat_with(fastrand::alphanumeric)
+                .take(20)
+                .collect(),
+            timestamp: at,
+            instance_id: test.instance_id.clone(),
+            description: c.call.clone(),
+        })
+        .collect();
+    state.activities.extend(seen);
     if let Some(t) = state.tests.iter_mut().find(|t| t.test_id == test.test_id) {
         t.state = state_name.to_string();
         t.reason = reason.clone();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 /// The portal routes: name, method and default path, as in the contract.
-pub const DEFAULT_ROUTES: [(&str, &str, &str); 7] = [
+pub const DEFAULT_ROUTES: [(&str, &str, &str); 8] = [
     ("find", "POST", "/cas/api/v1/app_connectors/"),
     ("create", "POST", "/cas/api/v1/app_connectors/create/"),
     ("update", "POST", "/cas/api/v1/app_connectors/{id}/update/"),
@@ -22,6 +22,8 @@ pub const DEFAULT_ROUTES: [(&str, &str, &str); 7] = [
         "POST",
         "/cas/api/v1/app_connectors/{id}/disable/",
     ),
+    // The documented activities API (the health check's evidence of data).
+    ("activities", "POST", "/api/v1/activities/"),
 ];
 
 /// The name under which requests to the token endpoint are recorded and
@@ -91,7 +93,7 @@ impl Routes {
             let template = overrides.get(name).map_or(default, String::as_str);
             let segments = parse(template).map_err(|e| invalid(format!("route {name}: {e}")))?;
             let has = |s: Segment| segments.contains(&s);
-            let needs_id = name != "find" && name != "create";
+            let needs_id = !matches!(name, "find" | "create" | "activities");
             if needs_id != has(Segment::Id) || (name == "test_result") != has(Segment::TestId) {
                 return Err(invalid(format!(
                     "route {name}: {template:?} has the wrong placeholders"
@@ -227,6 +229,11 @@ mod tests {
                 "POST",
                 format!("{base}/a1/disable/"),
                 portal("disable", Some("a1"), None),
+            ),
+            (
+                "POST",
+                "/api/v1/activities/".to_string(),
+                portal("activities", None, None),
             ),
             ("GET", format!("{base}/a1/update/"), Target::Unknown),
             ("POST", format!("{base}/a1/update"), Target::Unknown),

@@ -30,6 +30,8 @@ use crate::sensitive::Sensitive;
 pub struct KeyInfo {
     pub id: String,
     pub active: bool,
+    /// When it was created, in seconds since the Unix epoch.
+    pub created: Option<i64>,
 }
 
 pub async fn list(iam: &Client, user_name: &str) -> Result<Vec<KeyInfo>, Error> {
@@ -46,6 +48,7 @@ pub async fn list(iam: &Client, user_name: &str) -> Result<Vec<KeyInfo>, Error> 
             Some(KeyInfo {
                 id: k.access_key_id()?.to_string(),
                 active: k.status() == Some(&StatusType::Active),
+                created: k.create_date().map(|d| d.secs()),
             })
         })
         .collect())

@@ -39,6 +39,9 @@ pub enum Error {
         operation: &'static str,
         message: String,
     },
+    /// The connector has not set the secret up (yet): its tags are missing.
+    #[error("{0}")]
+    NotSetUp(String),
     /// A rotation event or state that the rotation refuses (nothing changed).
     #[error("rotation: {0}")]
     Rotation(String),

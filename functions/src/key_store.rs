@@ -90,6 +90,8 @@ pub struct SecretInfo {
     pub tags: Vec<(String, String)>,
     pub stages: HashMap<String, Vec<String>>,
     pub rotation_enabled: bool,
+    /// When the last rotation finished, in seconds since the Unix epoch.
+    pub last_rotated: Option<i64>,
 }
 
 impl SecretInfo {
@@ -131,6 +133,7 @@ pub async fn describe(secrets: &Client, secret_id: &str) -> Result<SecretInfo, E
             .collect(),
         stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
         rotation_enabled: out.rotation_enabled().unwrap_or(false),
+        last_rotated: out.last_rotated_date().map(|d| d.secs()),
     })
 }
 
@@ -198,11 +201,12 @@ pub async fn read_version(
     parse_read(got)
 }
 
-/// Every version of the secret, labelled or not: (version id, stages).
+/// Every version of the secret, labelled or not: (version id, stages,
+/// when it was created in seconds since the Unix epoch).
 pub async fn versions(
     secrets: &Client,
     secret_arn: &str,
-) -> Result<Vec<(String, Vec<String>)>, Error> {
+) -> Result<Vec<(String, Vec<String>, Option<i64>)>, Error> {
     let out = secrets
         .list_secret_version_ids()
         .secret_id(secret_arn)
@@ -213,7 +217,13 @@ pub async fn versions(
     Ok(out
         .versions()
         .iter()
-        .filter_map(|v| Some((v.version_id()?.to_string(), v.version_stages().to_vec())))
+        .filter_map(|v| {
+            Some((
+                v.version_id()?.to_string(),
+                v.version_stages().to_vec(),
+                v.created_date().map(|d| d.secs()),
+            ))
+        })
         .collect())
 }
 

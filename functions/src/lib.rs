@@ -10,6 +10,8 @@
 //!   tell a person what to do there);
 //! - [`rotation`]: replace the key on a schedule, with zero downtime;
 //!   [`lifecycle`] is the key's life both share;
+//! - [`health`]: check the whole chain on a schedule (instead of a person
+//!   looking at the portal now and then);
 //!
 //! and the plumbing: [`backoff`], [`cfn`] (the custom resource protocol), [`connector`]
 //! (the custom resource itself), [`config`], [`logging`], [`names`],
@@ -22,6 +24,7 @@ pub mod config;
 pub mod connector;
 pub mod error;
 pub mod handoff;
+pub mod health;
 pub mod iam_user;
 pub mod key_store;
 pub mod lifecycle;

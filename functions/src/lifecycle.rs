@@ -12,8 +12,8 @@ use tracing::{info, warn};
 use crate::access_key;
 use crate::config::Deps;
 use crate::error::Error;
-use crate::key_store::{self, StoredKey};
-use crate::names::{StackRef, UserRef};
+use crate::key_store::{self, SecretInfo, StoredKey};
+use crate::names::{self, StackRef, UserRef};
 use crate::portal::PortalMode;
 use crate::preflight;
 
@@ -22,6 +22,71 @@ pub const TAG_USER: &str = "cloudapps:user";
 pub const TAG_INSTANCE: &str = "cloudapps:connector-name";
 /// The connections, separated by spaces (tag values cannot hold commas).
 pub const TAG_CONNECTIONS: &str = "cloudapps:connections";
+
+/// A connection as the connector set it up, read from the tags it wrote on
+/// the secret: what the rotation and the health check work on.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub secret: SecretInfo,
+    pub stack: StackRef,
+    pub user: UserRef,
+    /// The instance's name in the portal.
+    pub instance: String,
+    pub connections: Vec<String>,
+}
+
+/// Reads the connection of the secret `secret_id`, which must be the
+/// connector secret of the stack `stack_id` (`verb`: what the caller does
+/// with it, for the error: "rotates", "checks").
+pub async fn connection(
+    deps: &Deps,
+    stack_id: &str,
+    secret_id: &str,
+    verb: &str,
+) -> Result<Connection, Error> {
+    let secret = key_store::describe(&deps.aws.secrets, secret_id).await?;
+    if secret.tag(names::TAG_STACK_ID) != Some(stack_id) {
+        return Err(Error::NotOurs(format!(
+            "the secret {} is not this stack's connector secret ({} is {:?}); this function {verb} only the secret of stack {stack_id}",
+            secret.arn,
+            names::TAG_STACK_ID,
+            secret.tag(names::TAG_STACK_ID).unwrap_or("not set")
+        )));
+    }
+    let missing = |tag: &str| {
+        Error::NotSetUp(format!(
+            "the secret {} has no {tag} tag: the connector has not set it up yet (create the stack first)",
+            secret.arn
+        ))
+    };
+    let logical = secret
+        .tag(names::TAG_LOGICAL_ID)
+        .ok_or_else(|| missing(names::TAG_LOGICAL_ID))?;
+    let stack = StackRef::parse(stack_id, logical).map_err(Error::NotSetUp)?;
+    let user_arn = secret.tag(TAG_USER).ok_or_else(|| missing(TAG_USER))?;
+    let user = stack.user_from_physical_id(user_arn).ok_or_else(|| {
+        Error::NotSetUp(format!(
+            "{TAG_USER} = {user_arn} is not a user of this account"
+        ))
+    })?;
+    let instance = secret
+        .tag(TAG_INSTANCE)
+        .ok_or_else(|| missing(TAG_INSTANCE))?
+        .to_string();
+    let connections = secret
+        .tag(TAG_CONNECTIONS)
+        .unwrap_or("SecurityAuditing")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Ok(Connection {
+        secret,
+        stack,
+        user,
+        instance,
+        connections,
+    })
+}
 
 /// Issues a key for `user` and stores it in the secret as `version` (the
 /// rotation's token, or one derived from the key) under `stages`. A key

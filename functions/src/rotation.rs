@@ -23,9 +23,8 @@ use tracing::info;
 use crate::access_key::{self, KeyInfo};
 use crate::config::Deps;
 use crate::error::Error;
-use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretInfo, StoredKey};
-use crate::lifecycle::{self, TAG_CONNECTIONS, TAG_INSTANCE, TAG_USER};
-use crate::names::{self, StackRef, UserRef};
+use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, StoredKey};
+use crate::lifecycle::{self, Connection};
 use crate::portal::{Instance, PortalMode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,13 +86,7 @@ impl Event {
 }
 
 /// What a rotation works on, read from the secret the connector tagged.
-struct Target {
-    secret: SecretInfo,
-    stack: StackRef,
-    user: UserRef,
-    instance: String,
-    connections: Vec<String>,
-}
+type Target = Connection;
 
 /// Runs one step. `stack_id`: the stack this function belongs to (`STACK_ID`).
 pub async fn handle(
@@ -134,15 +127,8 @@ pub async fn handle(
 
 /// The checks of every step: nothing is changed when one fails.
 async fn check(deps: &Deps, stack_id: &str, event: &Event) -> Result<Target, Error> {
-    let secret = key_store::describe(&deps.aws.secrets, &event.secret_id).await?;
-    if secret.tag(names::TAG_STACK_ID) != Some(stack_id) {
-        return Err(Error::NotOurs(format!(
-            "the secret {} is not this stack's connector secret ({} is {:?}); this function rotates only the secret of stack {stack_id}",
-            secret.arn,
-            names::TAG_STACK_ID,
-            secret.tag(names::TAG_STACK_ID).unwrap_or("not set")
-        )));
-    }
+    let target = lifecycle::connection(deps, stack_id, &event.secret_id, "rotates").await?;
+    let secret = &target.secret;
     if !secret.rotation_enabled {
         return Err(Error::Rotation(format!(
             "rotation is not enabled on {}",
@@ -156,39 +142,7 @@ async fn check(deps: &Deps, stack_id: &str, event: &Event) -> Result<Target, Err
             secret.arn
         )));
     }
-    let missing = |tag: &str| {
-        Error::Rotation(format!(
-            "the secret {} has no {tag} tag: the connector has not set it up yet (create the stack first)",
-            secret.arn
-        ))
-    };
-    let logical = secret
-        .tag(names::TAG_LOGICAL_ID)
-        .ok_or_else(|| missing(names::TAG_LOGICAL_ID))?;
-    let stack = StackRef::parse(stack_id, logical).map_err(Error::Rotation)?;
-    let user_arn = secret.tag(TAG_USER).ok_or_else(|| missing(TAG_USER))?;
-    let user = stack.user_from_physical_id(user_arn).ok_or_else(|| {
-        Error::Rotation(format!(
-            "{TAG_USER} = {user_arn} is not a user of this account"
-        ))
-    })?;
-    let instance = secret
-        .tag(TAG_INSTANCE)
-        .ok_or_else(|| missing(TAG_INSTANCE))?
-        .to_string();
-    let connections = secret
-        .tag(TAG_CONNECTIONS)
-        .unwrap_or("SecurityAuditing")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    Ok(Target {
-        secret,
-        stack,
-        user,
-        instance,
-        connections,
-    })
+    Ok(target)
 }
 
 /// The key in AWSCURRENT, which must be the user's.
@@ -298,7 +252,7 @@ async fn held_by(
     key_id: &str,
 ) -> Result<Option<(StoredKey, Vec<String>)>, Error> {
     let secrets = &deps.aws.secrets;
-    for (version, stages) in key_store::versions(secrets, &t.secret.arn).await? {
+    for (version, stages, _) in key_store::versions(secrets, &t.secret.arn).await? {
         if let Some(key) = key_store::read_version(secrets, &t.secret.arn, &version, None).await? {
             if key.access_key_id == key_id && key.user_name == t.user.name {
                 return Ok(Some((key, stages)));

@@ -649,6 +649,32 @@ async fn ensure_bucket(
     Ok(())
 }
 
+/// The health check's repair: starts logging on the stack's own trail when
+/// it exists, carries this stack's tags, and is stopped. Returns its name
+/// when it was started; any other trail is never touched.
+pub async fn restart_own_trail(ct: &Client, stack: &StackRef) -> Result<Option<String>, Error> {
+    let name = stack.trail_name();
+    let Some((arn, tags)) = trail_tags(ct, &name).await? else {
+        return Ok(None);
+    };
+    if !stack.owns(tag_pairs(&tags)) {
+        return Ok(None);
+    }
+    let logging = read_logging_raw(ct, &arn, None)
+        .await
+        .map_err(Error::aws("cloudtrail:GetTrailStatus"))?;
+    if logging {
+        return Ok(None);
+    }
+    ct.start_logging()
+        .name(&name)
+        .send()
+        .await
+        .map_err(Error::aws("cloudtrail:StartLogging"))?;
+    info!(trail = %arn, "started logging on the stack's trail again (health repair)");
+    Ok(Some(name))
+}
+
 /// Deletes the stack's own trail when `owner` is the physical id using it.
 /// The log bucket and its objects are always kept.
 pub async fn delete_own_trail(

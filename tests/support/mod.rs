@@ -454,9 +454,25 @@ fn hex(len: usize) -> String {
         .collect()
 }
 
+/// The portal emulator for most tests: its "Test API" takes 200 ms.
+pub fn quick_portal() -> portal_emulator::Config {
+    portal_emulator::Config {
+        test_duration: Duration::from_millis(200),
+        ..portal_emulator::Config::default()
+    }
+}
+
 impl World {
     pub async fn new() -> World {
         World::on(Moto::shared()).await
+    }
+
+    /// A world in `moto` whose connector uses the portal emulator
+    /// ([`quick_portal`], API token): `PORTAL_MODE=api`.
+    pub async fn with_portal(moto: &Moto) -> World {
+        let mut w = World::on(moto).await;
+        w.use_portal(quick_portal(), PortalAuth::Token).await;
+        w
     }
 
     /// A world in a new account of `moto` (entered with sts:AssumeRole, as
@@ -931,6 +947,12 @@ impl World {
             }
         }
         values
+    }
+
+    /// Adds `text` (a function's output, a log line), named `name`, to
+    /// what the leak scan reads.
+    pub fn keep_output(&self, name: &str, text: String) {
+        self.extra_output.lock().unwrap().push((name.into(), text));
     }
 
     /// The leak scan: no secret access key this world's secret ever held,

@@ -59,8 +59,12 @@ def without_custom_resources(template: dict) -> tuple[dict, list[str]]:
         del template["Resources"][n]
     for n, r in template["Resources"].items():
         depends = r.get("DependsOn")
+        if isinstance(depends, str):
+            depends = [depends]
         if isinstance(depends, list):
             r["DependsOn"] = [d for d in depends if d not in custom]
+            if not r["DependsOn"]:
+                del r["DependsOn"]
         if reads(r.get("Properties", {}), custom):
             sys.exit(f"stackset.py: {n} reads a custom resource; the test cannot drop it")
     for n in [n for n, o in template.get("Outputs", {}).items() if reads(o, custom)]:

@@ -64,6 +64,7 @@ pub fn resources(w: &World, topic: &str) -> Value {
         "NotificationTopic": {"Ref": topic},
         "ConnectorFunctionLogs": {"Arn": log_group("connector")},
         "RotationFunctionLogs": {"Arn": log_group("rotation")},
+        "HealthFunctionLogs": {"Arn": log_group("health")},
         "RotationFailedRule": {"Arn": format!("arn:aws:events:{REGION}:{}:rule/{stack_name}-RotationFailedRule", w.account)},
     })
 }

@@ -161,6 +161,14 @@ pub enum TestState {
     Failed(String),
 }
 
+/// The newest activity of the AWS app the portal holds (never its raw data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Activity {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    pub description: String,
+}
+
 /// The end of `run_test`: the test's id and how far it got before the deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestOutcome {
@@ -435,6 +443,35 @@ impl PortalClient {
             .portal("disable", Method::POST, (id, ""), Some(json!({})), deadline)
             .await?;
         instance_unless_gone("disable", status, &answer)
+    }
+
+    /// The newest activity of the AWS app recorded at or after `since`
+    /// (milliseconds since the Unix epoch): the documented activities API,
+    /// filtered on the app and the date, `limit: 1`. `None`: no activity.
+    pub async fn latest_activity(
+        &self,
+        since: u64,
+        deadline: Instant,
+    ) -> Result<Option<Activity>, Error> {
+        let body = json!({
+            "filters": {"service": {"eq": [AWS_APP_ID]}, "date": {"gte": since}},
+            "sortField": "date",
+            "sortDirection": "desc",
+            "limit": 1,
+        });
+        let (status, answer) = self
+            .portal("activities", Method::POST, ("", ""), Some(body), deadline)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(unexpected("activities", "HTTP 404"));
+        }
+        let data = answer["data"]
+            .as_array()
+            .ok_or_else(|| unexpected("activities", "no data list"))?;
+        Ok(data.first().map(|a| Activity {
+            timestamp: a["timestamp"].as_u64().unwrap_or_default(),
+            description: scrub(a["description"].as_str().unwrap_or_default()),
+        }))
     }
 
     // ---- plumbing ----

@@ -17,7 +17,7 @@ use std::time::Instant;
 use aws_config::SdkConfig;
 use tracing::info;
 
-pub use client::{Connected, Desired, PortalClient, PortalConfig, TestState};
+pub use client::{Activity, Connected, Desired, PortalClient, PortalConfig, TestState};
 
 use crate::error::Error;
 use crate::handoff::{Handoff, Notice};
@@ -124,6 +124,11 @@ impl Portal {
 
     pub fn mode(&self) -> PortalMode {
         self.mode
+    }
+
+    /// The API client (`api` mode only): for reads such as the health check's.
+    pub fn client(&self) -> Option<&PortalClient> {
+        self.api.as_ref()
     }
 
     /// Hands a proven key to the portal for `instance`. `changed`: the key,

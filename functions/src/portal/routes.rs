@@ -9,7 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::Error;
 
 /// The route names and their default paths (`{id}`: instance, `{testId}`: test).
-pub const DEFAULTS: [(&str, &str); 7] = [
+pub const DEFAULTS: [(&str, &str); 8] = [
     ("find", "/cas/api/v1/app_connectors/"),
     ("create", "/cas/api/v1/app_connectors/create/"),
     ("update", "/cas/api/v1/app_connectors/{id}/update/"),
@@ -20,6 +20,8 @@ pub const DEFAULTS: [(&str, &str); 7] = [
     ),
     ("status", "/cas/api/v1/app_connectors/{id}/"),
     ("disable", "/cas/api/v1/app_connectors/{id}/disable/"),
+    // Documented: https://learn.microsoft.com/defender-cloud-apps/api-activities
+    ("activities", "/api/v1/activities/"),
 ];
 
 /// Ids go into a path segment: everything but unreserved characters is escaped.
