@@ -14,7 +14,7 @@ use cloudapps::key_store::AWSPENDING;
 use portal_emulator::{Fault, FaultKind};
 use serde_json::{Value, json};
 use support::runtime_api::{Function, Outcome};
-use support::{Moto, World, function_env, register_rotation_function};
+use support::{Moto, World, function_env, register_rotation_function, rotation_step};
 
 const HEALTH: &str = env!("CARGO_BIN_EXE_health");
 const USER: &str = "defender-cloud-apps";
@@ -33,11 +33,7 @@ async fn connected() -> World {
 /// rotation started yet.
 async fn enable_rotation(w: &World) {
     let function = register_rotation_function(w).await;
-    let token = format!(
-        "{:016x}-{:016x}-schedule",
-        fastrand::u64(..),
-        fastrand::u64(..)
-    );
+    let token = token("schedule");
     support::start_rotation(w, &function, &token).await;
     w.secrets
         .update_secret_version_stage()
@@ -49,6 +45,14 @@ async fn enable_rotation(w: &World) {
         .unwrap();
 }
 
+fn token(what: &str) -> String {
+    format!(
+        "{:016x}-{:016x}-{what}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
+}
+
 fn settings(w: &World, repair: bool) -> HealthSettings {
     HealthSettings {
         stack_id: w.stack_id.clone(),
@@ -57,6 +61,7 @@ fn settings(w: &World, repair: bool) -> HealthSettings {
         activity_window_hours: 24,
         repair,
         check_timeout: Duration::from_secs(20),
+        rotation_stuck_after: Duration::from_secs(3600),
     }
 }
 
@@ -391,6 +396,73 @@ async fn repair_mode_fixes_what_it_may_and_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_under_way_is_no_finding_but_one_that_stopped_is() {
+    // GIVEN a connected stack in the middle of a rotation: createSecret made
+    // a second active key, staged AWSPENDING
+    let w = connected().await;
+    let function = register_rotation_function(&w).await;
+    let t = token("under-way");
+    support::start_rotation(&w, &function, &t).await;
+    rotation_step(&w, "createSecret", &t).await.unwrap();
+    assert_eq!(w.keys(USER).await.len(), 2);
+
+    // WHEN the health check runs
+    let report = check(&w, &settings(&w, false)).await;
+
+    // THEN the pending key is expected and a young rotation is not stuck
+    all_pass(&report);
+    assert!(
+        report
+            .check("AccessKey")
+            .detail
+            .contains("but for a rotation's")
+    );
+
+    // WHEN the rotation is older than the limit (it stopped after createSecret)
+    let s = HealthSettings {
+        rotation_stuck_after: Duration::ZERO,
+        ..settings(&w, false)
+    };
+    // THEN KeyRotation fails naming the version, and only it
+    only_fails(&check(&w, &s).await, "KeyRotation", &["did not finish", &t]);
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_key_then_a_deleted_user_are_named() {
+    // GIVEN a connected stack whose key is deleted in IAM
+    let w = connected().await;
+    let key = w.current_key().await;
+    let deleted = w.iam.delete_access_key().user_name(USER);
+    deleted
+        .access_key_id(&key.access_key_id)
+        .send()
+        .await
+        .unwrap();
+
+    // THEN AccessKey fails: the portal cannot sign in
+    only_fails(
+        &check(&w, &settings(&w, false)).await,
+        "AccessKey",
+        &[&key.access_key_id, "no longer exists"],
+    );
+
+    // WHEN the user is deleted too
+    detach(&w, &policy_arn(&w)).await;
+    w.iam.delete_user().user_name(USER).send().await.unwrap();
+
+    // THEN UserPolicy says so, and what to do
+    let report = check(&w, &settings(&w, false)).await;
+    let user_policy = &report.check("UserPolicy").detail;
+    assert!(
+        user_policy.contains("is gone") && user_policy.contains("What to do"),
+        "{user_policy}"
+    );
+    assert_eq!(report.failing(), ["UserPolicy", "AccessKey", "KeyRotation"]);
+    assert_eq!(report.check("CloudTrail").state, State::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_check_is_cut_at_its_timeout_and_hides_no_other() {
     // GIVEN a connected stack and a portal that answers `find` after 5 s
     let w = connected().await;
@@ -437,12 +509,37 @@ async fn without_the_portal_api_the_portal_checks_are_skipped_not_failed() {
 
     // THEN the AWS checks pass, the portal ones are skipped and carry no metric
     assert!(report.failing().is_empty(), "{}", report.summary());
+    skipped_without_metric(&report);
+
+    // WHEN a rotation ran: the previous key stays active until the next one
+    // (a person pastes the new key in the portal meanwhile)
+    let function = register_rotation_function(&w).await;
+    let t = token("handoff");
+    support::start_rotation(&w, &function, &t).await;
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        rotation_step(&w, step, &t).await.unwrap();
+    }
+    assert_eq!(
+        w.keys(USER)
+            .await
+            .iter()
+            .filter(|(_, active)| *active)
+            .count(),
+        2
+    );
+
+    // THEN that second active key is expected: every AWS check still passes
+    let report = check(&w, &settings(&w, false)).await;
+    assert!(report.failing().is_empty(), "{}", report.summary());
+    w.assert_no_leaks().await;
+}
+
+fn skipped_without_metric(report: &Report) {
     for name in ["PortalStatus", "PortalActivity"] {
         assert_eq!(report.check(name).state, State::Skip);
     }
     let line: Value = serde_json::from_str(&report.log_line()).unwrap();
     assert!(line.get("PortalStatus").is_none() && line["UserPolicy"] == 0);
-    w.assert_no_leaks().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

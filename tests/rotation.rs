@@ -36,18 +36,7 @@ fn token() -> String {
 }
 
 async fn step(w: &World, step: &str, token: &str) -> Result<String, String> {
-    let event = Event::parse(&json!({
-        "Step": step, "SecretId": w.secret_arn, "ClientRequestToken": token
-    }))
-    .map_err(|e| e.to_string())?;
-    rotation::handle(
-        &w.deps,
-        &w.stack_id,
-        &event,
-        Instant::now() + Duration::from_secs(60),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    support::rotation_step(w, step, token).await
 }
 
 /// The zero-downtime probe: the key the portal holds is an active key of the

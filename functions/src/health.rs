@@ -55,8 +55,6 @@ pub const CHECKS: [&str; 6] = [
 pub const NAMESPACE: &str = "DefenderForCloudApps/Connector";
 /// The metric that counts the failing checks of a run.
 pub const FAILING: &str = "FailingChecks";
-/// A rotation whose AWSPENDING version is older than this did not finish.
-const ROTATION_STUCK_AFTER: i64 = 3600;
 const DAY: i64 = 86_400;
 
 /// What the health function reads from its environment (the template sets it).
@@ -74,6 +72,9 @@ pub struct HealthSettings {
     pub repair: bool,
     /// `HEALTH_CHECK_TIMEOUT_MS`: each check's limit (default 40 s).
     pub check_timeout: Duration,
+    /// `HEALTH_ROTATION_STUCK_MS`: a rotation whose AWSPENDING version is
+    /// older than this did not finish (default 1 h; a rotation takes minutes).
+    pub rotation_stuck_after: Duration,
 }
 
 impl HealthSettings {
@@ -118,9 +119,15 @@ impl HealthSettings {
         if check_timeout.is_zero() {
             return Err(Error::Config("HEALTH_CHECK_TIMEOUT_MS must be > 0".into()));
         }
+        let rotation_stuck_after = millis(
+            &lookup,
+            "HEALTH_ROTATION_STUCK_MS",
+            Duration::from_secs(3600),
+        )?;
         Ok(Self {
             stack_id,
             secret_arn,
+            rotation_stuck_after,
             rotation_days: number("ROTATION_DAYS", 30, 365)?,
             activity_window_hours: number("ACTIVITY_WINDOW_HOURS", 24, 720)?,
             repair,
@@ -482,6 +489,7 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
         ));
     }
     let policy_arn = c.user.policy_arn(&c.stack);
+    let mut policy_exists = true;
     match iam_user::default_document(iam, &policy_arn).await {
         Ok(document) => {
             let drift = policy_drift(&iam_user::policy_document(), &document);
@@ -493,6 +501,7 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             }
         }
         Err(Error::Aws { message, .. }) if message.contains("NoSuchEntity") => {
+            policy_exists = false;
             problems.push(format!("the policy {policy_arn} is gone"));
         }
         Err(e) => return Err(aws(e)),
@@ -510,8 +519,13 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
         .await
         .map_err(aws)?;
     let mut repaired = Vec::new();
-    if ctx.settings.repair && !problems.iter().any(|p| p.contains("is gone")) {
-        for arn in wanted.difference(&attached.clone()) {
+    if ctx.settings.repair {
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|arn| !attached.contains(*arn))
+            .filter(|arn| policy_exists || **arn != policy_arn)
+            .collect();
+        for arn in missing {
             match iam
                 .attach_user_policy()
                 .user_name(&c.user.name)
@@ -731,8 +745,14 @@ pub struct RotationFacts {
     pub pending: Option<(String, Option<i64>)>,
 }
 
-/// The findings about the rotation at `now`, for a schedule of `days`.
-pub fn rotation_findings(now: i64, facts: &RotationFacts, days: u32) -> Vec<String> {
+/// The findings about the rotation at `now`, for a schedule of `days`; a
+/// pending version older than `stuck_after` seconds did not finish.
+pub fn rotation_findings(
+    now: i64,
+    facts: &RotationFacts,
+    days: u32,
+    stuck_after: i64,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if !facts.enabled {
         problems.push("rotation is not enabled on the secret: the key lives forever. What to do: run an Update of the stack (its RotationSchedule turns it on)".to_string());
@@ -747,7 +767,7 @@ pub fn rotation_findings(now: i64, facts: &RotationFacts, days: u32) -> Vec<Stri
         }
     }
     if let Some((version, created)) = &facts.pending {
-        if created.is_none_or(|t| now - t > ROTATION_STUCK_AFTER) {
+        if created.is_none_or(|t| now - t >= stuck_after) {
             problems.push(format!(
                 "the last rotation did not finish (AWSPENDING stays on version {version}); the portal keeps the previous key. What to do: read the rotation function's log group, fix the cause, then rotate the secret again"
             ));
@@ -779,7 +799,9 @@ async fn key_rotation(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             .map(|(v, _, created)| (v, created)),
     };
     let now = now_millis() as i64 / 1000;
-    let problems = rotation_findings(now, &facts, ctx.settings.rotation_days);
+    let stuck_after =
+        i64::try_from(ctx.settings.rotation_stuck_after.as_secs()).unwrap_or(i64::MAX);
+    let problems = rotation_findings(now, &facts, ctx.settings.rotation_days, stuck_after);
     if !problems.is_empty() {
         return Ok(Verdict::fail(problems.join("; ")));
     }
@@ -1023,18 +1045,18 @@ mod tests {
             last_rotated: Some(now - 10 * DAY),
             pending: None,
         };
-        assert!(rotation_findings(now, &fresh, 30).is_empty());
+        assert!(rotation_findings(now, &fresh, 30, 3600).is_empty());
         // A day of grace past the schedule, then overdue.
         let due = RotationFacts {
             key_created: Some(now - 31 * DAY + 60),
             ..fresh.clone()
         };
-        assert!(rotation_findings(now, &due, 30).is_empty());
+        assert!(rotation_findings(now, &due, 30, 3600).is_empty());
         let overdue = RotationFacts {
             key_created: Some(now - 45 * DAY),
             ..fresh.clone()
         };
-        let found = rotation_findings(now, &overdue, 30);
+        let found = rotation_findings(now, &overdue, 30, 3600);
         assert!(
             found[0].contains("45 days old") && found[0].contains("overdue"),
             "{found:?}"
@@ -1043,18 +1065,18 @@ mod tests {
             enabled: false,
             ..fresh.clone()
         };
-        assert!(rotation_findings(now, &off, 30)[0].contains("not enabled"));
+        assert!(rotation_findings(now, &off, 30, 3600)[0].contains("not enabled"));
         // A rotation under way is not stuck; one older than an hour is.
         let running = RotationFacts {
             pending: Some(("v2".into(), Some(now - 120))),
             ..fresh.clone()
         };
-        assert!(rotation_findings(now, &running, 30).is_empty());
+        assert!(rotation_findings(now, &running, 30, 3600).is_empty());
         let stuck = RotationFacts {
             pending: Some(("v2".into(), Some(now - 2 * 3600))),
             ..fresh
         };
-        let found = rotation_findings(now, &stuck, 30);
+        let found = rotation_findings(now, &stuck, 30, 3600);
         assert!(
             found[0].contains("did not finish") && found[0].contains("v2"),
             "{found:?}"

@@ -998,7 +998,21 @@ impl World {
 }
 
 /// Registers a function in moto's Lambda (moto never runs it) for RotateSecret.
+/// A second call returns the function registered first.
 pub async fn register_rotation_function(w: &World) -> String {
+    let existing = format!(
+        "arn:aws:lambda:{REGION}:{}:function:cloudapps-rotation",
+        w.account
+    );
+    if w.iam
+        .get_role()
+        .role_name("cloudapps-rotation")
+        .send()
+        .await
+        .is_ok()
+    {
+        return existing;
+    }
     let role = w
         .iam
         .create_role()
@@ -1039,6 +1053,18 @@ pub async fn register_rotation_function(w: &World) -> String {
         .as_str()
         .expect("function registered")
         .to_string()
+}
+
+/// One rotation step of `w`'s secret, as Secrets Manager invokes it.
+pub async fn rotation_step(w: &World, step: &str, token: &str) -> Result<String, String> {
+    let event = cloudapps::rotation::Event::parse(&json!({
+        "Step": step, "SecretId": w.secret_arn, "ClientRequestToken": token
+    }))
+    .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    cloudapps::rotation::handle(&w.deps, &w.stack_id, &event, deadline)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// What Secrets Manager does when a rotation starts: version `token` staged AWSPENDING.
