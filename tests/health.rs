@@ -62,6 +62,8 @@ fn settings(w: &World, repair: bool) -> HealthSettings {
         repair,
         check_timeout: Duration::from_secs(20),
         rotation_stuck_after: Duration::from_secs(3600),
+        // Activity is expected at once: the emulator records it during Create.
+        activity_grace: Duration::ZERO,
     }
 }
 
@@ -303,7 +305,22 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
 
     // WHEN no activity reached the portal for a day
     w.emulator().age_activities(Duration::from_secs(25 * 3600));
-    // THEN PortalActivity fails
+    // THEN a connection younger than the grace (a day, by default) is not
+    // failed for it: the portal takes hours to show a new account's data
+    let young = HealthSettings {
+        activity_grace: Duration::from_secs(24 * 3600),
+        ..s.clone()
+    };
+    let report = check(&w, &young).await;
+    assert!(report.failing().is_empty(), "{}", report.summary());
+    let activity = report.check("PortalActivity");
+    assert_eq!(activity.state, State::Skip, "{}", activity.detail);
+    assert!(
+        activity.detail.contains("no AWS activity yet"),
+        "{}",
+        activity.detail
+    );
+    // AND an older one fails
     only_fails(
         &check(&w, &s).await,
         "PortalActivity",

@@ -75,6 +75,10 @@ pub struct HealthSettings {
     /// `HEALTH_ROTATION_STUCK_MS`: a rotation whose AWSPENDING version is
     /// older than this did not finish (default 1 h; a rotation takes minutes).
     pub rotation_stuck_after: Duration,
+    /// `HEALTH_ACTIVITY_GRACE_MS`: no activity is no finding while the
+    /// connector's secret is younger than this: the portal takes hours to
+    /// show a new account's first data (default: the activity window).
+    pub activity_grace: Duration,
 }
 
 impl HealthSettings {
@@ -124,12 +128,19 @@ impl HealthSettings {
             "HEALTH_ROTATION_STUCK_MS",
             Duration::from_secs(3600),
         )?;
+        let activity_window_hours = number("ACTIVITY_WINDOW_HOURS", 24, 720)?;
+        let activity_grace = millis(
+            &lookup,
+            "HEALTH_ACTIVITY_GRACE_MS",
+            Duration::from_secs(u64::from(activity_window_hours) * 3600),
+        )?;
         Ok(Self {
             stack_id,
             secret_arn,
             rotation_stuck_after,
+            activity_grace,
             rotation_days: number("ROTATION_DAYS", 30, 365)?,
-            activity_window_hours: number("ACTIVITY_WINDOW_HOURS", 24, 720)?,
+            activity_window_hours,
             repair,
             check_timeout,
         })
@@ -946,11 +957,24 @@ async fn portal_activity(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             http_date(i64::try_from(a.timestamp / 1000).unwrap_or_default()),
             a.description
         )),
-        Ok(None) => Verdict::fail(format!(
-            "the portal recorded no AWS activity in the last {hours} hours: no data flows. What to do: check the instance's status in the portal and the CloudTrail check; a newly connected account may take hours to show data"
-        )),
+        Ok(None) => match too_early(ctx) {
+            Some(age) => Verdict::skip(format!(
+                "no AWS activity yet, and the connection is {age} old: the portal takes hours to show a new account's first data"
+            )),
+            None => Verdict::fail(format!(
+                "the portal recorded no AWS activity in the last {hours} hours: no data flows. What to do: check the instance's status in the portal and the CloudTrail check"
+            )),
+        },
         Err(e) => Verdict::fail(format!("the portal's activities could not be read: {e}")),
     })
+}
+
+/// How old the connection is, when it is younger than the activity grace.
+fn too_early(ctx: &Context<'_>) -> Option<String> {
+    let created = ctx.connection.as_ref().ok()?.secret.created?;
+    let age = (now_millis() / 1000).saturating_sub(u64::try_from(created).ok()?);
+    (Duration::from_secs(age) < ctx.settings.activity_grace)
+        .then(|| format!("{:.1} hours", age as f64 / 3600.0))
 }
 
 // ---- the Lambda ----
@@ -1101,6 +1125,9 @@ mod tests {
             (s.rotation_days, s.activity_window_hours, s.repair),
             (30, 24, false)
         );
+        assert_eq!(s.activity_grace, Duration::from_secs(24 * 3600));
+        let s = read(&[("ACTIVITY_WINDOW_HOURS", "6")], "").unwrap();
+        assert_eq!(s.activity_grace, Duration::from_secs(6 * 3600));
         let s = read(&[("HEALTH_REPAIR", "True"), ("ROTATION_DAYS", "90")], "").unwrap();
         assert!(s.repair && s.rotation_days == 90);
         for (more, drop, says) in [

@@ -92,6 +92,8 @@ pub struct SecretInfo {
     pub rotation_enabled: bool,
     /// When the last rotation finished, in seconds since the Unix epoch.
     pub last_rotated: Option<i64>,
+    /// When the secret was created (seconds since the Unix epoch).
+    pub created: Option<i64>,
 }
 
 impl SecretInfo {
@@ -134,6 +136,7 @@ pub async fn describe(secrets: &Client, secret_id: &str) -> Result<SecretInfo, E
         stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
         rotation_enabled: out.rotation_enabled().unwrap_or(false),
         last_rotated: out.last_rotated_date().map(|d| d.secs()),
+        created: out.created_date().map(|d| d.secs()),
     })
 }
 
