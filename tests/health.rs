@@ -176,8 +176,14 @@ async fn a_healthy_connection_passes_every_check_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
-    // GIVEN a connected stack whose rotation schedule is not on yet
-    let w = World::with_portal(Moto::shared()).await;
+    // GIVEN a connected stack whose rotation schedule is not on yet (and a
+    // portal that lets its 15 runs through: 2 requests each)
+    let mut w = World::new().await;
+    let portal = portal_emulator::Config {
+        limit: 100,
+        ..support::quick_portal()
+    };
+    w.use_portal(portal, support::PortalAuth::Token).await;
     w.ok(&w.event("create.json")).await;
     let s = settings(&w, false);
 
@@ -224,6 +230,18 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
         .send()
         .await
         .unwrap();
+
+    // WHEN the user is moved to another path
+    let moved = w.iam.update_user().user_name(USER).new_path("/moved/");
+    moved.send().await.unwrap();
+    // THEN UserPolicy fails naming both paths
+    only_fails(
+        &check(&w, &s).await,
+        "UserPolicy",
+        &["under the path /moved/", "/defender-cloud-apps/"],
+    );
+    let back = w.iam.update_user().user_name(USER);
+    back.new_path("/defender-cloud-apps/").send().await.unwrap();
 
     // WHEN an extra policy is attached to the user
     let extra = format!("arn:aws:iam::{}:policy/extra", w.account);
