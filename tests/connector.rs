@@ -102,7 +102,7 @@ async fn create_makes_the_user_its_policy_a_proven_key_and_a_trail() {
         iam_user::default_document(&w.iam, policy_arn)
             .await
             .unwrap(),
-        policy_document()
+        Some(policy_document())
     );
 
     // AND the secret holds the only key of the user, as the design's JSON,

@@ -294,11 +294,6 @@ impl Emulator {
         self.shared.lock().tests.clone()
     }
 
-    /// Every activity recorded, oldest first.
-    pub fn activities(&self) -> Vec<ActivityView> {
-        self.shared.lock().activities.clone()
-    }
-
     /// Moves every activity `by` into the past: as if no data had come
     /// since.
     pub fn age_activities(&self, by: Duration) {

@@ -234,7 +234,7 @@ fn find(shared: &Shared, body: &str) -> Outcome {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_millis() -> u64 {
+fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -35,7 +35,7 @@ use tracing::{info, warn};
 use crate::access_key;
 use crate::config::{Deps, millis};
 use crate::error::Error;
-use crate::iam_user::{self, SECURITY_CONFIGURATION_POLICIES};
+use crate::iam_user;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, StoredKey};
 use crate::lifecycle::{self, Connection};
 use crate::names::StackRef;
@@ -502,7 +502,7 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
     let policy_arn = c.user.policy_arn(&c.stack);
     let mut policy_exists = true;
     match iam_user::default_document(iam, &policy_arn).await {
-        Ok(document) => {
+        Ok(Some(document)) => {
             let drift = policy_drift(&iam_user::policy_document(), &document);
             if !drift.is_empty() {
                 problems.push(format!(
@@ -511,21 +511,14 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
                 ));
             }
         }
-        Err(Error::Aws { message, .. }) if message.contains("NoSuchEntity") => {
+        Ok(None) => {
             policy_exists = false;
             problems.push(format!("the policy {policy_arn} is gone"));
         }
         Err(e) => return Err(aws(e)),
     }
     let security_configuration = c.connections.iter().any(|x| x == "SecurityConfiguration");
-    let mut wanted = BTreeSet::from([policy_arn.clone()]);
-    if security_configuration {
-        wanted.extend(
-            SECURITY_CONFIGURATION_POLICIES
-                .iter()
-                .map(|n| c.stack.aws_managed_policy_arn(n)),
-        );
-    }
+    let wanted = iam_user::wanted_attachments(&c.stack, &policy_arn, security_configuration);
     let mut attached = iam_user::attached_policies(iam, &c.user.name)
         .await
         .map_err(aws)?;
@@ -537,22 +530,12 @@ async fn user_policy(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             .filter(|arn| policy_exists || **arn != policy_arn)
             .collect();
         for arn in missing {
-            match iam
-                .attach_user_policy()
-                .user_name(&c.user.name)
-                .policy_arn(arn)
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    info!(user = %c.user, policy = %arn, "attached the policy again (health repair)");
+            match iam_user::attach(iam, &c.user, arn).await {
+                Ok(()) => {
                     repaired.push(format!("attached {arn} again"));
                     attached.insert(arn.clone());
                 }
-                Err(e) => problems.push(format!(
-                    "repair could not attach {arn}: {}",
-                    Error::aws("iam:AttachUserPolicy")(e)
-                )),
+                Err(e) => problems.push(format!("repair could not attach {arn}: {e}")),
             }
         }
     }

@@ -191,7 +191,7 @@ pub async fn ensure_policy(
                 )));
             }
             Some(_) => {
-                if default_document(iam, &arn).await? != document {
+                if default_document(iam, &arn).await?.as_ref() != Some(&document) {
                     replace_default_version(iam, &arn, &document).await?;
                     info!(policy = %arn, "restored the policy document");
                 }
@@ -239,14 +239,19 @@ async fn policy_tags(iam: &Client, arn: &str) -> Result<Option<Vec<Tag>>, Error>
     }
 }
 
-/// The policy document of the default version, parsed (IAM returns it URL-encoded).
-pub async fn default_document(iam: &Client, arn: &str) -> Result<Value, Error> {
-    let policy = iam
-        .get_policy()
-        .policy_arn(arn)
-        .send()
-        .await
-        .map_err(Error::aws("iam:GetPolicy"))?;
+/// The policy document of the default version, parsed (IAM returns it
+/// URL-encoded); `None` when there is no such policy.
+pub async fn default_document(iam: &Client, arn: &str) -> Result<Option<Value>, Error> {
+    let policy = match iam.get_policy().policy_arn(arn).send().await {
+        Ok(policy) => policy,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::aws("iam:GetPolicy")(e)),
+    };
     let version = policy
         .policy()
         .and_then(|p| p.default_version_id())
@@ -264,7 +269,7 @@ pub async fn default_document(iam: &Client, arn: &str) -> Result<Value, Error> {
         .and_then(|v| v.document())
         .unwrap_or("{}");
     let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
-    Ok(serde_json::from_str(&decoded).unwrap_or(Value::Null))
+    Ok(Some(serde_json::from_str(&decoded).unwrap_or(Value::Null)))
 }
 
 async fn replace_default_version(iam: &Client, arn: &str, document: &Value) -> Result<(), Error> {
@@ -340,9 +345,38 @@ pub async fn attached_policies(iam: &Client, user_name: &str) -> Result<BTreeSet
     }
 }
 
-/// Attaches the connector's policy and, for Security configuration, the AWS
-/// managed ones; detaches those managed ones when the connection is dropped.
-/// Other attachments are left alone.
+/// What the user should have attached: the connector's policy and, for
+/// Security configuration, the AWS managed ones.
+pub fn wanted_attachments(
+    stack: &StackRef,
+    policy_arn: &str,
+    security_configuration: bool,
+) -> BTreeSet<String> {
+    let mut wanted = BTreeSet::from([policy_arn.to_string()]);
+    if security_configuration {
+        wanted.extend(
+            SECURITY_CONFIGURATION_POLICIES
+                .iter()
+                .map(|name| stack.aws_managed_policy_arn(name)),
+        );
+    }
+    wanted
+}
+
+pub async fn attach(iam: &Client, user: &UserRef, arn: &str) -> Result<(), Error> {
+    iam.attach_user_policy()
+        .user_name(&user.name)
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(Error::aws("iam:AttachUserPolicy"))?;
+    info!(user = %user, policy = %arn, "attached policy");
+    Ok(())
+}
+
+/// Attaches the [`wanted_attachments`]; detaches the AWS managed ones when
+/// the Security configuration connection is dropped. Other attachments are
+/// left alone.
 pub async fn converge_attachments(
     iam: &Client,
     stack: &StackRef,
@@ -351,26 +385,14 @@ pub async fn converge_attachments(
     security_configuration: bool,
 ) -> Result<(), Error> {
     let attached = attached_policies(iam, &user.name).await?;
-    let managed: Vec<String> = SECURITY_CONFIGURATION_POLICIES
-        .iter()
-        .map(|name| stack.aws_managed_policy_arn(name))
-        .collect();
-    let mut wanted = vec![policy_arn.to_string()];
-    if security_configuration {
-        wanted.extend(managed.iter().cloned());
+    let wanted = wanted_attachments(stack, policy_arn, security_configuration);
+    for arn in wanted.difference(&attached) {
+        attach(iam, user, arn).await?;
     }
-    for arn in wanted.iter().filter(|arn| !attached.contains(*arn)) {
-        iam.attach_user_policy()
-            .user_name(&user.name)
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(Error::aws("iam:AttachUserPolicy"))?;
-        info!(user = %user, policy = %arn, "attached policy");
-    }
+    let managed = wanted_attachments(stack, policy_arn, true);
     for arn in managed
-        .iter()
-        .filter(|arn| attached.contains(*arn) && !wanted.contains(arn))
+        .difference(&wanted)
+        .filter(|arn| attached.contains(*arn))
     {
         detach(iam, &user.name, arn).await?;
         info!(user = %user, policy = %arn, "detached policy");
