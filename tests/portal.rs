@@ -344,6 +344,44 @@ async fn throttling_bursts_and_retry_after_are_waited_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_connector_asks_more_often_as_its_deadline_nears() {
+    // GIVEN a portal that throttles the look-up 10 times without
+    // Retry-After, and a client whose pauses grow from 100 ms to 30 s
+    let mut w = portal_world(fast(), PortalAuth::Token).await;
+    let mut config = support::portal_config(&w.emulator().url, &w.portal_secret);
+    config.retry_max = Duration::from_secs(30);
+    w.deps = cloudapps::Deps::new(
+        &w.sdk,
+        support::test_settings(),
+        Portal::api(config, &w.sdk).unwrap(),
+    )
+    .unwrap();
+    w.emulator()
+        .inject(fault("find", FaultKind::TooMany { retry_after: None }, 10));
+
+    // WHEN Create runs with 14 s left (12 s before the 2 s margin); the
+    // ten growing pauses alone would take 11.3 s
+    let (answer, body) = w
+        .run_with_budget(&w.event("create.json"), Duration::from_secs(14))
+        .await;
+
+    // THEN it connected: no pause was longer than a tenth of the time left
+    assert_eq!(answer.status, "SUCCESS", "{:?}", answer.reason);
+    assert_eq!(data(&body, "PortalStatus"), "connected", "{body}");
+    let finds: Vec<Instant> = w
+        .emulator()
+        .requests()
+        .iter()
+        .filter(|r| r.route.as_deref() == Some("find"))
+        .map(|r| r.at)
+        .collect();
+    assert!(finds.len() >= 11, "{}", finds.len());
+    let longest = finds.windows(2).map(|p| p[1] - p[0]).max().unwrap();
+    assert!(longest < Duration::from_millis(1400), "{longest:?}");
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_html_error_pages_and_slow_answers_are_survived() {
     // GIVEN a portal that fails now and then: 503s, an HTML 502 page, an
     // answer slower than the client's 2 s timeout

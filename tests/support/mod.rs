@@ -69,6 +69,13 @@ impl Moto {
     /// A server of its own (for tests that change global state, such as IAM
     /// enforcement).
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// A server of its own with `env` set (e.g.
+    /// `MOTO_IAM_LOAD_MANAGED_POLICIES=false`: new accounts are much
+    /// cheaper without the ~1,000 AWS managed policies).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let denials = std::env::temp_dir().join(format!(
             "moto-denials-{}-{:016x}.jsonl",
             std::process::id(),
@@ -77,6 +84,7 @@ impl Moto {
         let mut child = Command::new(python())
             .arg(root().join("tests/support/moto_launcher.py"))
             .env("MOTO_DENIALS_FILE", &denials)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("TESTBED_MOTO_LOGS").is_some() {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -26,6 +26,18 @@ struct State {
     queue: VecDeque<(String, Value, u64)>,
     outcomes: Vec<(String, Outcome)>,
     init_error: Option<String>,
+    /// When the process first asked for an event, and first answered one.
+    first_next: Option<Instant>,
+    first_outcome: Option<Instant>,
+}
+
+/// When a function process got ready and first answered, from its start.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeline {
+    /// Process start to its first `GET /runtime/invocation/next` (Lambda's init).
+    pub ready: Duration,
+    /// Process start to its first response or error posted.
+    pub first_answer: Option<Duration>,
 }
 
 /// The Runtime API server and the function process it serves.
@@ -34,12 +46,19 @@ pub struct Function {
     changed: Arc<Notify>,
     child: tokio::process::Child,
     output: Arc<Mutex<String>>,
+    started: Instant,
 }
 
 impl Function {
     /// Starts `binary` against a new Runtime API, with `env` on top of the
     /// Lambda variables.
     pub async fn start(binary: &str, env: &[(String, String)]) -> Function {
+        Function::start_program(binary, &[], env).await
+    }
+
+    /// Starts `program` with `args` (an interpreter and its script, say)
+    /// against a new Runtime API, with `env` on top of the Lambda variables.
+    pub async fn start_program(program: &str, args: &[&str], env: &[(String, String)]) -> Function {
         let state = Arc::new(Mutex::new(State::default()));
         let changed = Arc::new(Notify::new());
         let (s, n) = (state.clone(), changed.clone());
@@ -48,8 +67,9 @@ impl Function {
             async move { handle(req, s, n).await }
         })
         .await;
-        let mut cmd = tokio::process::Command::new(binary);
-        cmd.env_clear()
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", base.trim_start_matches("http://"))
             .env("AWS_LAMBDA_FUNCTION_NAME", "connector")
@@ -64,6 +84,7 @@ impl Function {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let started = Instant::now();
         let mut child = cmd.spawn().expect("start the function binary");
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
@@ -89,7 +110,41 @@ impl Function {
             changed,
             child,
             output,
+            started,
         }
+    }
+
+    /// Waits until the process asks for its first event; then when that
+    /// was, and when it first answered (if it did yet), from its start.
+    pub async fn timeline(&self) -> Timeline {
+        let wait = async {
+            loop {
+                let notified = self.changed.notified();
+                let seen = {
+                    let s = self.state.lock().unwrap();
+                    s.first_next.map(|ready| Timeline {
+                        ready: ready - self.started,
+                        first_answer: s.first_outcome.map(|t| t - self.started),
+                    })
+                };
+                if let Some(timeline) = seen {
+                    return timeline;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("the function asks for an event")
+    }
+
+    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Invokes the function with `event` and a deadline `budget` away;
@@ -170,6 +225,11 @@ async fn handle(
         .unwrap_or_default();
     let ok = |b: Bytes| Response::builder().status(202).body(Full::new(b)).unwrap();
     if method == hyper::Method::GET && path.ends_with("/runtime/invocation/next") {
+        {
+            let mut s = state.lock().unwrap();
+            s.first_next.get_or_insert_with(Instant::now);
+        }
+        changed.notify_waiters();
         loop {
             let notified = changed.notified();
             let next = state.lock().unwrap().queue.pop_front();
@@ -203,6 +263,9 @@ async fn handle(
         parts.next(),
     );
     let mut s = state.lock().unwrap();
+    if kind == Some("invocation") {
+        s.first_outcome.get_or_insert_with(Instant::now);
+    }
     match (kind, id, what) {
         (Some("invocation"), Some(id), Some("response")) => {
             let value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -43,11 +43,13 @@ pub struct PortalConfig {
     /// `PORTAL_REQUEST_TIMEOUT_MS`: one request's limit. Default 10 s.
     pub request_timeout: Duration,
     /// `PORTAL_RETRY_FIRST_MS`, `PORTAL_RETRY_MAX_MS`: pauses before retrying
-    /// a throttled or failed request (×1.5 each time, jitter). Default 2 s, 30 s.
+    /// a throttled or failed request (×1.5 each time, jitter; after a 429,
+    /// at most a tenth of the time left). Default 2 s, 10 s.
     pub retry_first: Duration,
     pub retry_max: Duration,
     /// `PORTAL_TEST_POLL_MS`, `PORTAL_TEST_MAX_POLL_MS`: pauses between two
-    /// reads of a running test. Default 5 s, 30 s.
+    /// reads of a running test ("minutes" long; each read is one of the
+    /// tenant's 30 requests a minute). Default 15 s, 30 s.
     pub test_first_poll: Duration,
     pub test_max_poll: Duration,
 }
@@ -61,8 +63,8 @@ impl PortalConfig {
             routes: Routes::default(),
             request_timeout: Duration::from_secs(10),
             retry_first: Duration::from_secs(2),
-            retry_max: Duration::from_secs(30),
-            test_first_poll: Duration::from_secs(5),
+            retry_max: Duration::from_secs(10),
+            test_first_poll: Duration::from_secs(15),
             test_max_poll: Duration::from_secs(30),
         }
     }
@@ -635,7 +637,15 @@ impl PortalClient {
             if !throttled && !resend {
                 return Err(Failure::Transient(why));
             }
-            let pause = hint.map_or_else(|| backoff.next_pause(), with_jitter);
+            let pause = match hint {
+                Some(wait) => with_jitter(wait),
+                None if throttled => throttle_pause(
+                    backoff.next_pause(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    self.config.retry_first,
+                ),
+                None => backoff.next_pause(),
+            };
             if Instant::now() + pause + MIN_ATTEMPT >= deadline {
                 return Err(Failure::Final(out_of_time(operation, attempts, &why)));
             }
@@ -859,6 +869,17 @@ fn retry_after(value: &HeaderValue) -> Option<Duration> {
     )
 }
 
+/// The pause after a 429 without `Retry-After`: the growing pause, but never
+/// more than a tenth of the time `left`, nor less than `first`. Every
+/// account's connector shares the tenant's 30 requests a minute, and a slot
+/// goes to whoever asks first once it frees: near its deadline, a connector
+/// asks more often, so the ones about to run out of time get the slots
+/// (earliest deadline first) instead of failing while others, with minutes
+/// left, connect.
+fn throttle_pause(grown: Duration, left: Duration, first: Duration) -> Duration {
+    grown.min((left / 10).max(first))
+}
+
 /// A pause the portal asked for, plus up to 10 % (at most 1 s) so that many
 /// callers do not come back in step.
 fn with_jitter(pause: Duration) -> Duration {
@@ -940,6 +961,18 @@ fn out_of_time(operation: &'static str, attempts: u32, last: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_pauses_shorten_near_the_deadline() {
+        let s = Duration::from_secs;
+        // Minutes left: the grown pause.
+        assert_eq!(throttle_pause(s(10), s(280), s(2)), s(10));
+        // A minute left: a tenth of it.
+        assert_eq!(throttle_pause(s(10), s(60), s(2)), s(6));
+        // Seconds left: never less than the first pause.
+        assert_eq!(throttle_pause(s(10), s(5), s(2)), s(2));
+        assert_eq!(throttle_pause(s(1), s(5), s(2)), s(1));
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
