@@ -61,6 +61,17 @@ impl Proxy {
             .insert(access_key_id.to_string(), until);
     }
 
+    /// The SDK configuration of `w`'s credentials, through this proxy.
+    pub async fn sdk_for(&self, w: &crate::support::World) -> aws_config::SdkConfig {
+        crate::support::sdk_config(
+            &self.url,
+            &w.credentials.0,
+            &w.credentials.1,
+            Some(&w.credentials.2),
+        )
+        .await
+    }
+
     /// The calls since the last `take`, and forgets them.
     pub fn take(&self) -> Vec<Call> {
         std::mem::take(&mut self.state.lock().unwrap().calls)

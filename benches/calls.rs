@@ -14,13 +14,7 @@ use crate::support::{self, Moto, World};
 async fn world_through(moto: &Moto, proxy: &Proxy) -> World {
     let mut w = World::on(moto).await;
     w.endpoint = proxy.url.clone();
-    w.sdk = support::sdk_config(
-        &proxy.url,
-        &w.credentials.0,
-        &w.credentials.1,
-        Some(&w.credentials.2),
-    )
-    .await;
+    w.sdk = proxy.sdk_for(&w).await;
     w.use_portal(support::quick_portal(), support::PortalAuth::Token)
         .await;
     w

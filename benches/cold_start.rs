@@ -13,36 +13,39 @@ use crate::support::{self, Moto, World};
 
 pub const FUNCTIONS: [&str; 3] = ["connector", "rotation", "health"];
 
-/// The environment of a function (or its peer) as the template gives it,
-/// with Lambda's default log level, against `endpoint`.
-fn env(w: &World, endpoint: &str, function: &str) -> Vec<(String, String)> {
-    let missing = format!(
+/// A secret ARN of `w`'s account that names nothing.
+fn never_made_secret(w: &World) -> String {
+    format!(
         "arn:aws:secretsmanager:{}:{}:secret:cloudapps/never-made-AbCdEf",
         support::REGION,
         w.account
-    );
-    let mut env: Vec<(&str, String)> = vec![
-        ("AWS_REGION", support::REGION.into()),
+    )
+}
+
+/// The environment of a function (or its peer) as the template gives it,
+/// against `endpoint`, at Lambda's default log level (later entries of
+/// [`support::function_env`] win).
+fn env(w: &World, endpoint: &str, function: &str) -> Vec<(String, String)> {
+    let missing = never_made_secret(w);
+    let mut extra = vec![
         // Lambda sets both; boto3 reads only this one.
-        ("AWS_DEFAULT_REGION", support::REGION.into()),
-        ("AWS_ENDPOINT_URL", endpoint.into()),
-        ("AWS_ACCESS_KEY_ID", w.credentials.0.clone()),
-        ("AWS_SECRET_ACCESS_KEY", w.credentials.1.clone()),
-        ("AWS_SESSION_TOKEN", w.credentials.2.clone()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
-        ("PORTAL_MODE", "api".into()),
-        ("PORTAL_URL", "http://127.0.0.1:9".into()),
-        ("PORTAL_CREDENTIALS_SECRET_ARN", missing.clone()),
-        ("STACK_ID", w.stack_id.clone()),
-        ("SECRET_ARN", missing),
-        ("PEER_FUNCTION", function.into()),
+        ("AWS_DEFAULT_REGION", support::REGION),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ("STACK_ID", w.stack_id.as_str()),
+        ("SECRET_ARN", missing.as_str()),
+        ("PEER_FUNCTION", function),
     ];
-    if function != "connector" {
-        env.retain(|(k, _)| !k.starts_with("PORTAL_"));
-        env.push(("PORTAL_MODE", "off".into()));
+    if function == "connector" {
+        extra.extend([
+            ("PORTAL_MODE", "api"),
+            ("PORTAL_URL", "http://127.0.0.1:9"),
+            ("PORTAL_CREDENTIALS_SECRET_ARN", missing.as_str()),
+        ]);
+    } else {
+        extra.push(("PORTAL_MODE", "off"));
     }
-    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    support::function_env(w, &extra)
 }
 
 /// The cheapest real event of each function: the connector deletes a
@@ -57,7 +60,7 @@ fn first_event(w: &World, function: &str) -> Value {
         }
         "rotation" => json!({
             "Step": "createSecret",
-            "SecretId": format!("arn:aws:secretsmanager:{}:{}:secret:cloudapps/never-made-AbCdEf", support::REGION, w.account),
+            "SecretId": never_made_secret(w),
             "ClientRequestToken": "00000000-0000-4000-8000-00000000beef",
         }),
         _ => w.event("health-scheduled.json"),

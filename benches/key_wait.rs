@@ -5,14 +5,12 @@ use std::time::{Duration, Instant};
 
 use cloudapps::Settings;
 use cloudapps::access_key;
-use cloudapps::key_store::StoredKey;
 use cloudapps::names::UserRef;
-use cloudapps::sensitive::Sensitive;
 use serde_json::json;
 
 use crate::aws_proxy::Proxy;
 use crate::report::{Report, Target, median_p90};
-use crate::support::{self, Moto, World};
+use crate::support::{Moto, World};
 
 /// The refusal delays: real IAM takes from under a second to about ten.
 pub const DELAYS_MS: [u64; 6] = [500, 1000, 2000, 3500, 6000, 10000];
@@ -23,13 +21,7 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
     );
     let proxy = Proxy::start(&moto.endpoint).await;
     let w = World::on(moto).await;
-    let through = support::sdk_config(
-        &proxy.url,
-        &w.credentials.0,
-        &w.credentials.1,
-        Some(&w.credentials.2),
-    )
-    .await;
+    let through = proxy.sdk_for(&w).await;
     let settings = Settings::default();
     let user = UserRef {
         arn: format!("arn:aws:iam::{}:user/bench/key-wait", w.account),
@@ -49,21 +41,9 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
         let (mut waits, mut polls) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             proxy.take();
-            let out = w
-                .iam
-                .create_access_key()
-                .user_name(&user.name)
-                .send()
-                .await
-                .unwrap();
+            let key = access_key::create(&w.iam, &user).await.unwrap();
             let created = Instant::now();
-            let k = out.access_key().unwrap();
-            proxy.block_until(k.access_key_id(), created + delay);
-            let key = StoredKey {
-                access_key_id: k.access_key_id().to_string(),
-                secret_access_key: Sensitive::new(k.secret_access_key()),
-                user_name: user.name.clone(),
-            };
+            proxy.block_until(&key.access_key_id, created + delay);
             access_key::wait_until_authenticates(
                 &through,
                 &key,
@@ -83,11 +63,7 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
             waits.push(waited.as_secs_f64() * 1e3);
             ratios.push(waited.as_secs_f64() / delay.as_secs_f64());
             added.push((waited.as_secs_f64() - delay.as_secs_f64()) * 1e3);
-            w.iam
-                .delete_access_key()
-                .user_name(&user.name)
-                .access_key_id(k.access_key_id())
-                .send()
+            access_key::delete(&w.iam, &user.name, &key.access_key_id)
                 .await
                 .unwrap();
         }

@@ -76,6 +76,8 @@ pub async fn run(scale: &Scale, report: &mut Report) {
             let _slot = gate.acquire_owned().await.unwrap();
             let began = Instant::now();
             let account = format!("{:012}", 300_000_000_000u64 + i as u64);
+            // As the template names it: one instance per account.
+            let name = format!("aws-{account}");
             let stack_id = format!(
                 "arn:aws:cloudformation:{}:{account}:stack/StackSet-cloudapps-connector-{:08x}/{:08x}-0000-4000-8000-{:012x}",
                 support::REGION,
@@ -101,11 +103,10 @@ pub async fn run(scale: &Scale, report: &mut Report) {
             };
             w.deps = Deps::new(&w.sdk, settings, Portal::api(portal, &w.sdk).unwrap()).unwrap();
             let mut create = w.event("create.json");
-            // As the template names it: one instance per account.
-            create["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{account}"));
+            create["ResourceProperties"]["ConnectorName"] = json!(name);
             let (answer, _) = w.run_with_budget(&create, budget).await;
             Account {
-                name: format!("aws-{account}"),
+                name,
                 ok: answer.status == "SUCCESS",
                 reason: answer.reason.unwrap_or_default(),
                 began,
