@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use cloudapps::Settings;
 use cloudapps::access_key;
+use cloudapps::access_key::Readiness;
 use cloudapps::names::UserRef;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
     let proxy = Proxy::start(&moto.endpoint).await;
     let w = World::on(moto).await;
     let through = proxy.sdk_for(&w).await;
-    let settings = Settings::default();
+    let readiness = Readiness::default();
     let user = UserRef {
         arn: format!("arn:aws:iam::{}:user/bench/key-wait", w.account),
         path: "/bench/".into(),
@@ -49,7 +49,7 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
                 &key,
                 &user,
                 &w.account,
-                &settings,
+                &readiness,
                 Instant::now() + Duration::from_secs(60),
             )
             .await
@@ -93,6 +93,6 @@ pub async fn run(moto: &Moto, rounds: usize, report: &mut Report) {
     );
     report.detail(
         "key_readiness",
-        json!({"settings": format!("{settings:?}"), "by_delay": rows}),
+        json!({"settings": format!("{readiness:?}"), "by_delay": rows}),
     );
 }

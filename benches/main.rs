@@ -9,8 +9,7 @@
 //! [--bins DIR] [--zips DIR] [--out FILE]`; sections: size, calls, memory,
 //! cold, keys, org.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use testbed as support;
 
 mod aws_proxy;
 mod calls;

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudapps::portal::{Portal, PortalConfig};
-use cloudapps::{Deps, Settings};
+use cloudapps::config::Settings;
+use cloudapps::deps::Deps;
+use cloudapps::portal::{ApiSettings, Portal, Timings};
 use serde_json::json;
 
 use crate::report::{Report, Target};
@@ -87,21 +88,25 @@ pub async fn run(scale: &Scale, report: &mut Report) {
             );
             let mut w = World::in_account(moto, &account, &stack_id).await;
             w.connect_portal(&url, &credentials, "{}").await;
-            // The shipped client timings (PortalConfig::new), scaled.
-            let shipped = PortalConfig::new(&url, &w.portal_secret);
-            let portal = PortalConfig {
-                retry_first: scaled(shipped.retry_first),
-                retry_max: scaled(shipped.retry_max),
-                test_first_poll: scaled(shipped.test_first_poll),
-                test_max_poll: scaled(shipped.test_max_poll),
+            // The shipped client timings (Timings::default), scaled.
+            let shipped = Timings::default();
+            let portal = ApiSettings {
+                timings: Timings {
+                    retry_first: scaled(shipped.retry_first),
+                    retry_max: scaled(shipped.retry_max),
+                    test_first_poll: scaled(shipped.test_first_poll),
+                    test_max_poll: scaled(shipped.test_max_poll),
+                    ..shipped
+                },
                 login_url: url.clone(),
-                ..shipped
+                ..ApiSettings::new(&url, &w.portal_secret)
             };
             let settings = Settings {
                 deadline_margin: scaled(Settings::default().deadline_margin),
                 ..support::test_settings()
             };
-            w.deps = Deps::new(&w.sdk, settings, Portal::api(portal, &w.sdk).unwrap()).unwrap();
+            let portal = Portal::api(portal, aws_sdk_secretsmanager::Client::new(&w.sdk)).unwrap();
+            w.deps = Deps::new(&w.sdk, settings, portal).unwrap();
             let mut create = w.event("create.json");
             create["ResourceProperties"]["ConnectorName"] = json!(name);
             let (answer, _) = w.run_with_budget(&create, budget).await;

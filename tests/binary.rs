@@ -3,13 +3,11 @@
 //! wiring, JSON logs even at TRACE with no secret in them, the deadline, and
 //! a bad configuration.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::Value;
-use support::World;
-use support::runtime_api::{Function, Outcome};
+use testbed::World;
+use testbed::runtime_api::{Function, Outcome};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_connector");
 
@@ -17,7 +15,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_connector");
 async fn the_binary_creates_and_deletes_with_json_logs_and_no_secret_in_them() {
     // GIVEN the connector binary started as Lambda starts it, logging at TRACE
     let w = World::new().await;
-    let f = Function::start(BINARY, &support::function_env(&w, &[])).await;
+    let f = Function::start(BINARY, &testbed::function_env(&w, &[])).await;
 
     // WHEN CloudFormation sends Create
     let create = w.event("create.json");
@@ -68,7 +66,7 @@ async fn the_binary_answers_before_the_lambda_deadline_and_keeps_serving() {
     let w = World::new().await;
     let f = Function::start(
         BINARY,
-        &support::function_env(&w, &[("CFN_DEADLINE_MARGIN_MS", "1000")]),
+        &testbed::function_env(&w, &[("CFN_DEADLINE_MARGIN_MS", "1000")]),
     )
     .await;
     let mut broken = w.event("create.json");
@@ -127,7 +125,7 @@ async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
         ("KEY_READY_TIMEOUT_MS", "soon"),
     ] {
         // GIVEN the binary started with a bad setting
-        let f = Function::start(BINARY, &support::function_env(&w, &[(name, value)])).await;
+        let f = Function::start(BINARY, &testbed::function_env(&w, &[(name, value)])).await;
 
         // WHEN CloudFormation sends Create
         let create = w.event("create.json");
@@ -152,13 +150,13 @@ async fn the_binary_connects_the_portal_from_its_environment() {
     // GIVEN the binary in PORTAL_MODE=api, configured only by environment,
     // against the portal emulator with an Entra ID application
     let mut w = World::new().await;
-    w.use_portal(support::quick_portal(), support::PortalAuth::Entra)
+    w.use_portal(testbed::quick_portal(), testbed::PortalAuth::Entra)
         .await;
     let url = w.emulator().url.clone();
     let secret = w.portal_secret.clone();
     let f = Function::start(
         BINARY,
-        &support::function_env(
+        &testbed::function_env(
             &w,
             &[
                 ("PORTAL_MODE", "api"),

@@ -5,8 +5,6 @@
 //! then the connector's Create in each member account, all at once, against
 //! one portal emulator throttled at 30 requests per (scaled) minute.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +14,7 @@ use cloudapps::key_store::AWSCURRENT;
 use futures_util::future::join_all;
 use portal_emulator::{Config, Emulator};
 use serde_json::{Value, json};
-use support::{Moto, REGION, World, python, root};
+use testbed::{Moto, REGION, World, python, root};
 
 const ACCOUNTS: usize = 8;
 
@@ -316,9 +314,9 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
     for w in &worlds {
         w.assert_no_leaks().await;
     }
-    support::assert_no_leak(
+    testbed::assert_no_leak(
         &portal.secrets_seen(),
-        &[("the logs", &support::captured_logs())],
+        &[("the logs", &testbed::captured_logs())],
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,19 +2,19 @@
 //! emulator (whose test really calls moto with the handed key), the
 //! pre-flight, and `PORTAL_MODE=handoff` through moto's SNS.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use cloudapps::config::{Env, PortalChoice};
+use cloudapps::deps::{self, Deps};
 use cloudapps::portal::Portal;
 use portal_emulator::{Config, Fault, FaultKind};
 use serde_json::{Value, json};
-use support::{Moto, PortalAuth, World, sdk_config};
+use testbed::{Moto, PortalAuth, World, sdk_config};
 
 const USER: &str = "defender-cloud-apps";
 
 fn fast() -> Config {
-    support::quick_portal()
+    testbed::quick_portal()
 }
 
 async fn portal_world(config: Config, auth: PortalAuth) -> World {
@@ -348,12 +348,12 @@ async fn a_throttled_connector_asks_more_often_as_its_deadline_nears() {
     // GIVEN a portal that throttles the look-up 10 times without
     // Retry-After, and a client whose pauses grow from 100 ms to 30 s
     let mut w = portal_world(fast(), PortalAuth::Token).await;
-    let mut config = support::portal_config(&w.emulator().url, &w.portal_secret);
-    config.retry_max = Duration::from_secs(30);
-    w.deps = cloudapps::Deps::new(
+    let mut config = testbed::portal_settings(&w.emulator().url, &w.portal_secret);
+    config.timings.retry_max = Duration::from_secs(30);
+    w.deps = Deps::new(
         &w.sdk,
-        support::test_settings(),
-        Portal::api(config, &w.sdk).unwrap(),
+        testbed::test_settings(),
+        Portal::api(config, aws_sdk_secretsmanager::Client::new(&w.sdk)).unwrap(),
     )
     .unwrap();
     w.emulator()
@@ -610,12 +610,12 @@ async fn handoff_publishes_the_steps_and_never_the_key() {
 async fn portal_mode_settings_are_checked_at_init() {
     let sdk = sdk_config("http://127.0.0.1:9", "k", "s", None).await;
     let env = |pairs: &'static [(&'static str, &'static str)]| {
-        move |k: &str| {
+        Env(move |k: &str| {
             pairs
                 .iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
-        }
+        })
     };
     for (pairs, expected) in [
         (&[("PORTAL_MODE", "api")][..], "PORTAL_URL"),
@@ -641,20 +641,16 @@ async fn portal_mode_settings_are_checked_at_init() {
             "unknown route",
         ),
     ] {
-        let err = Portal::from_lookup(&env(pairs), &sdk)
-            .unwrap_err()
-            .to_string();
+        let err = PortalChoice::read(&env(pairs)).unwrap_err().to_string();
         assert!(err.contains(expected), "{pairs:?}: {err}");
     }
-    let ok = Portal::from_lookup(
-        &env(&[
-            ("PORTAL_MODE", "handoff"),
-            ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
-        ]),
-        &sdk,
-    )
+    let choice = PortalChoice::read(&env(&[
+        ("PORTAL_MODE", "handoff"),
+        ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+    ]))
     .unwrap();
-    assert_eq!(ok.mode(), cloudapps::portal::PortalMode::Handoff);
+    let ok = deps::portal(choice, &sdk).unwrap();
+    assert!(matches!(ok, Portal::Handoff(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -698,5 +694,55 @@ async fn portal_credentials_are_read_once_and_the_entra_token_is_renewed_before_
     assert!(data(&body, "PortalTest").starts_with("succeeded"), "{body}");
     assert_eq!(sign_ins(&w), 2);
     assert!(w.emulator().requests().iter().all(|r| r.status != 401));
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_that_answers_in_the_observed_shape_is_read_the_same() {
+    // GIVEN a portal that names an instance's state `state` (as the real
+    // portal is seen to), its id a number, and lists `{"data": [...]}` alone
+    let config = Config {
+        observed_shape: true,
+        ..fast()
+    };
+    let w = portal_world(config, PortalAuth::Token).await;
+
+    // WHEN Create runs, then an Update that changes nothing
+    let create = w.event("create.json");
+    let body = w.ok(&create).await;
+    let id = body["PhysicalResourceId"].as_str().unwrap().to_string();
+    let props = create["ResourceProperties"].clone();
+    let update = w
+        .ok(&w.follow_up("update.json", &id, &props, Some(&props)))
+        .await;
+
+    // THEN the instance is connected, and the Update saw it so (from
+    // `state`): it neither updated nor tested it again
+    assert_eq!(data(&body, "PortalStatus"), "connected");
+    assert_eq!(data(&update, "PortalStatus"), "connected");
+    assert!(
+        data(&update, "PortalTest").contains("already connected"),
+        "{update}"
+    );
+    let routes = routes_called(&w);
+    assert_eq!(
+        routes.iter().filter(|r| *r == "update").count(),
+        0,
+        "{routes:?}"
+    );
+    assert_eq!(
+        routes.iter().filter(|r| *r == "test").count(),
+        1,
+        "{routes:?}"
+    );
+    // AND the health check reads the same state
+    let report = testbed::health::check(&w, &testbed::health::settings(&w, false)).await;
+    let status = report.check(cloudapps::health::Check::PortalStatus);
+    assert_eq!(
+        status.state,
+        cloudapps::health::State::Pass,
+        "{}",
+        status.detail
+    );
     w.assert_no_leaks().await;
 }

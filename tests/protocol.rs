@@ -2,13 +2,11 @@
 //! ResponseURL gets exactly one answer, whatever the handler does. The
 //! handlers here misbehave on purpose (error, panic, run past the deadline).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use cloudapps::cfn::{self, CustomResource, Data, Invocation, ProtocolError, Request};
 use serde_json::{Value, json};
-use support::Catcher;
+use testbed::Catcher;
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -55,7 +53,7 @@ impl CustomResource for Fake {
 }
 
 fn event(catcher: &Catcher, file: &str) -> Value {
-    let text = std::fs::read_to_string(support::root().join("events").join(file)).unwrap();
+    let text = std::fs::read_to_string(testbed::root().join("events").join(file)).unwrap();
     let mut e: Value = serde_json::from_str(&text).unwrap();
     e["ResponseURL"] = json!(catcher.url_for(&format!("{:x}", fastrand::u64(..))));
     e
@@ -71,7 +69,7 @@ fn invocation(budget: Duration) -> Invocation {
 
 /// Serves `event` with `behaviour`; returns the one answer CloudFormation got.
 async fn answer(behaviour: Behaviour, event: &Value, budget: Duration, catcher: &Catcher) -> Value {
-    support::capture_logs();
+    testbed::capture_logs();
     let http = reqwest::Client::new();
     let url = event["ResponseURL"].as_str().unwrap().to_string();
     cfn::serve(&Fake(behaviour), &http, event.clone(), &invocation(budget))
@@ -87,7 +85,7 @@ async fn answer(behaviour: Behaviour, event: &Value, budget: Duration, catcher: 
     assert!(caught[0].body.len() < cfn::MAX_RESPONSE_BYTES);
     // The ResponseURL (its signature lets anyone answer for the stack) is never logged.
     let signature = url.split("X-Amz-Signature=").nth(1).unwrap().to_string();
-    support::assert_no_leak(&[signature], &[("the logs", &support::captured_logs())]);
+    testbed::assert_no_leak(&[signature], &[("the logs", &testbed::captured_logs())]);
     caught[0].json()
 }
 

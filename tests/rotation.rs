@@ -4,17 +4,16 @@
 //! portal is the emulator; after every step a probe checks that the key the
 //! portal holds works (zero downtime).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use cloudapps::key_store::{AWSCURRENT, AWSPENDING, StoredKey};
+use cloudapps::key::StoredKey;
+use cloudapps::key_store::{AWSCURRENT, AWSPENDING};
 use cloudapps::rotation::{self, Event};
 use cloudapps::sensitive::Sensitive;
 use portal_emulator::{Fault, FaultKind};
 use serde_json::json;
-use support::runtime_api::{Function, Outcome};
-use support::{Moto, World, register_rotation_function, start_rotation};
+use testbed::runtime_api::{Function, Outcome};
+use testbed::{Moto, World, register_rotation_function, start_rotation};
 
 const USER: &str = "defender-cloud-apps";
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -36,7 +35,7 @@ fn token() -> String {
 }
 
 async fn step(w: &World, step: &str, token: &str) -> Result<String, String> {
-    support::rotation_step(w, step, token).await
+    testbed::rotation_step(w, step, token).await
 }
 
 /// The zero-downtime probe: the key the portal holds is an active key of the
@@ -373,7 +372,7 @@ async fn the_rotation_binary_runs_the_four_steps_and_logs_no_secret() {
     let secret = w.portal_secret.clone();
     let f = Function::start(
         env!("CARGO_BIN_EXE_rotation"),
-        &support::function_env(
+        &testbed::function_env(
             &w,
             &[
                 ("STACK_ID", &w.stack_id),
@@ -480,7 +479,7 @@ fn the_sample_events_are_the_four_steps_secrets_manager_sends() {
     // GIVEN events/rotation-<step>.json (run-local and `cargo lambda invoke` use them)
     for s in STEPS {
         let text =
-            std::fs::read_to_string(support::root().join(format!("events/rotation-{s}.json")))
+            std::fs::read_to_string(testbed::root().join(format!("events/rotation-{s}.json")))
                 .unwrap();
         // WHEN the function reads one
         let event = Event::parse(&serde_json::from_str(&text).unwrap()).unwrap();

@@ -7,15 +7,13 @@
 //! and records every request it denies: any call the code makes that the
 //! template does not allow fails these tests.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cloudapps::key_store::AWSCURRENT;
 use serde_json::{Value, json};
-use support::runtime_api::{Function, Outcome};
-use support::{Moto, World, register_rotation_function, start_rotation, template};
+use testbed::runtime_api::{Function, Outcome};
+use testbed::{Moto, World, register_rotation_function, start_rotation, template};
 
 const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const ROTATION: &str = env!("CARGO_BIN_EXE_rotation");
@@ -136,7 +134,7 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         .await
         .unwrap();
     moto.enforce_iam().await;
-    let scheduled = std::fs::read_to_string(support::root().join("events/health-scheduled.json"));
+    let scheduled = std::fs::read_to_string(testbed::root().join("events/health-scheduled.json"));
     let scheduled: Value = serde_json::from_str(&scheduled.unwrap()).unwrap();
     let outcome = health.invoke(&scheduled, Duration::from_secs(90)).await;
 

@@ -2,112 +2,16 @@
 //! the app connector routes with their instances and asynchronous tests.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
-use crate::{ActivityView, Answer, Instance, Shared, TestView, aws};
+use crate::answer::{Answer, Outcome, bad_request, no_instance};
+use crate::state::{ActivityView, Instance, Shared};
+use crate::trial;
 
 /// The AWS app of Defender for Cloud Apps.
 const AWS_APP_ID: u64 = 11599;
-/// The scope a token for the Defender for Cloud Apps API is asked for.
-const SCOPE: &str = "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default";
 const CONNECTIONS: [&str; 2] = ["SecurityAuditing", "SecurityConfiguration"];
-
-/// `POST /{tenant}/oauth2/v2.0/token`: the client credentials grant.
-pub(crate) fn token(shared: &Shared, tenant: &str, body: &str) -> Answer {
-    let form = parse_form(body);
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let aad_error = |status, error, code: u32, text: &str| {
-        Answer::json(
-            status,
-            json!({
-                "error": error,
-                "error_description": format!("AADSTS{code}: {text}"),
-                "error_codes": [code],
-            }),
-        )
-    };
-    if field("grant_type") != Some("client_credentials") {
-        let text = "The request body must contain 'grant_type' = 'client_credentials'.";
-        return aad_error(400, "invalid_request", 900144, text);
-    }
-    let known = shared.config.entra.as_ref().is_some_and(|app| {
-        app.tenant_id == tenant
-            && field("client_id") == Some(app.client_id.as_str())
-            && field("client_secret") == Some(app.client_secret.as_str())
-    });
-    if !known {
-        let text = "Invalid client secret provided.";
-        return aad_error(401, "invalid_client", 7000215, text);
-    }
-    if field("scope") != Some(SCOPE) {
-        let text = "The provided value for the input parameter 'scope' is not valid.";
-        return aad_error(400, "invalid_scope", 70011, text);
-    }
-    let token: String = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(96)
-        .collect();
-    let lifetime = shared.config.token_lifetime;
-    {
-        let mut state = shared.lock();
-        state
-            .tokens
-            .insert(token.clone(), Instant::now() + lifetime);
-        state.secrets.push(token.clone());
-    }
-    Answer::json(
-        200,
-        json!({
-            "token_type": "Bearer",
-            "expires_in": lifetime.as_secs(),
-            "ext_expires_in": lifetime.as_secs(),
-            "access_token": token,
-        }),
-    )
-}
-
-fn parse_form(body: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    body.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// The API token, or a bearer token this emulator issued that has not expired.
-pub(crate) fn authorized(shared: &Shared, headers: &[(String, String)]) -> bool {
-    let Some((_, value)) = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-    else {
-        return false;
-    };
-    if let Some(token) = value.strip_prefix("Token ") {
-        let expected = shared.config.api_token.as_deref();
-        return !token.is_empty() && expected == Some(token);
-    }
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        let state = shared.lock();
-        return state
-            .tokens
-            .get(token)
-            .is_some_and(|expiry| Instant::now() < *expiry);
-    }
-    false
-}
 
 pub(crate) fn route(
     shared: &Arc<Shared>,
@@ -121,8 +25,8 @@ pub(crate) fn route(
         "find" => find(shared, body),
         "create" => create(shared, body),
         "update" => update(shared, &id, body),
-        "test" => start_test(shared, &id),
-        "test_result" => test_result(shared, &id, &test_id.unwrap_or_default()),
+        "test" => trial::start_test(shared, &id),
+        "test_result" => trial::test_result(shared, &id, &test_id.unwrap_or_default()),
         "status" => change(shared, &id, |_| {}),
         "activities" => activities(shared, body),
         "disable" => change(shared, &id, |i| {
@@ -133,16 +37,6 @@ pub(crate) fn route(
         _ => Err(Answer::error(404, "no such route")),
     };
     outcome.unwrap_or_else(|refused| refused)
-}
-
-type Outcome = Result<Answer, Answer>;
-
-fn bad_request(message: impl Into<String>) -> Answer {
-    Answer::error(400, message)
-}
-
-fn no_instance(id: &str) -> Answer {
-    Answer::error(404, format!("no instance {id}"))
 }
 
 /// The JSON object of a request body (an empty body is `{}`).
@@ -156,7 +50,22 @@ fn object(body: &str) -> Result<Value, Answer> {
     }
 }
 
-fn instance_json(i: &Instance) -> Value {
+fn instance_json(shared: &Shared, i: &Instance) -> Value {
+    if shared.config.observed_shape {
+        let id =
+            i.id.parse::<u64>()
+                .map_or_else(|_| json!(i.id), |n| json!(n));
+        return json!({
+            "_id": id,
+            "appId": AWS_APP_ID,
+            "name": i.name,
+            "connections": i.connections,
+            "accessKeyId": i.access_key_id,
+            "enabled": i.enabled,
+            "state": i.status,
+            "stateDetail": i.status_detail,
+        });
+    }
     json!({
         "_id": i.id,
         "appId": AWS_APP_ID,
@@ -166,15 +75,6 @@ fn instance_json(i: &Instance) -> Value {
         "enabled": i.enabled,
         "status": i.status,
         "statusDetail": i.status_detail,
-    })
-}
-
-fn test_json(t: &TestView) -> Value {
-    json!({
-        "testId": t.test_id,
-        "state": t.state,
-        "reason": t.reason,
-        "checks": t.checks,
     })
 }
 
@@ -224,20 +124,16 @@ fn find(shared: &Shared, body: &str) -> Outcome {
         .iter()
         .skip(skip)
         .take(limit)
-        .map(|i| instance_json(i))
+        .map(|i| instance_json(shared, i))
         .collect();
     let has_next = skip.saturating_add(page.len()) < found.len();
+    if shared.config.observed_shape {
+        return Ok(Answer::json(200, json!({ "data": page })));
+    }
     Ok(Answer::json(
         200,
         json!({ "data": page, "total": found.len(), "hasNext": has_next }),
     ))
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn activity_json(a: &ActivityView) -> Value {
@@ -398,7 +294,7 @@ fn create(shared: &Shared, body: &str) -> Outcome {
         status: "pending".to_string(),
         status_detail: String::new(),
     };
-    let answer = Answer::json(201, instance_json(&instance));
+    let answer = Answer::json(201, instance_json(shared, &instance));
     state.instances.push(instance);
     Ok(answer)
 }
@@ -429,122 +325,5 @@ fn change(shared: &Shared, id: &str, f: impl FnOnce(&mut Instance)) -> Outcome {
         .find(|i| i.id == id)
         .ok_or_else(|| no_instance(id))?;
     f(instance);
-    Ok(Answer::json(200, instance_json(instance)))
-}
-
-fn test_result(shared: &Shared, id: &str, test_id: &str) -> Outcome {
-    let state = shared.lock();
-    let test = state
-        .tests
-        .iter()
-        .find(|t| t.test_id == test_id && t.instance_id == id)
-        .ok_or_else(|| Answer::error(404, format!("no test {test_id} of instance {id}")))?;
-    Ok(Answer::json(200, test_json(test)))
-}
-
-/// `test`: records a running test and runs it in the background.
-fn start_test(shared: &Arc<Shared>, id: &str) -> Outcome {
-    let mut state = shared.lock();
-    let instance = state
-        .instances
-        .iter()
-        .find(|i| i.id == id)
-        .ok_or_else(|| no_instance(id))?;
-    if !instance.enabled {
-        return Err(Answer::error(409, format!("instance {id} is disabled")));
-    }
-    let test = TestView {
-        test_id: std::iter::repeat_with(fastrand::alphanumeric)
-            .take(16)
-            .collect(),
-        instance_id: id.to_string(),
-        access_key_id: instance.access_key_id.clone(),
-        state: "running".to_string(),
-        reason: None,
-        checks: Vec::new(),
-    };
-    let secret = instance.secret_access_key.clone();
-    let duration = state.test_duration;
-    state.tests.push(test.clone());
-    drop(state);
-    let answer = Answer::json(202, test_json(&test));
-    tokio::spawn(run_test(shared.clone(), test, secret, duration));
-    Ok(answer)
-}
-
-/// Calls AWS with the tested key, then ends the test no earlier than
-/// `duration` after it started, and sets the instance's status when the
-/// instance still holds that key and is enabled.
-async fn run_test(
-    shared: Arc<Shared>,
-    test: TestView,
-    secret: String,
-    duration: std::time::Duration,
-) {
-    let started = tokio::time::Instant::now();
-    let target = aws::Target {
-        endpoint: shared.config.aws_endpoint.as_deref(),
-        region: &shared.config.aws_region,
-        access_key_id: &test.access_key_id,
-        secret_access_key: &secret,
-    };
-    let (checks, outcome) = aws::test_account(target).await;
-    tokio::time::sleep_until(started + duration).await;
-
-    let (state_name, status, reason) = match outcome {
-        Ok(()) => ("succeeded", "connected", None),
-        Err(reason) => ("failed", "error", Some(reason)),
-    };
-    let mut state = shared.lock();
-    // What the portal read with the key is what it shows as activity.
-    let at = now_millis();
-    let seen: Vec<ActivityView> = checks
-        .iter()
-        .filter(|c| c.ok)
-        .map(|c| ActivityView {
-            id: std::iter::repeat_with(fastrand::alphanumeric)
-                .take(20)
-                .collect(),
-            timestamp: at,
-            instance_id: test.instance_id.clone(),
-            description: c.call.clone(),
-        })
-        .collect();
-    state.activities.extend(seen);
-    if let Some(t) = state.tests.iter_mut().find(|t| t.test_id == test.test_id) {
-        t.state = state_name.to_string();
-        t.reason = reason.clone();
-        t.checks = checks;
-    }
-    let tested = |i: &&mut Instance| {
-        i.id == test.instance_id
-            && i.enabled
-            && i.access_key_id == test.access_key_id
-            && i.secret_access_key == secret
-    };
-    if let Some(instance) = state.instances.iter_mut().find(tested) {
-        instance.status = status.to_string();
-        instance.status_detail = reason.unwrap_or_default();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forms_decode_plus_and_percent() {
-        let form = parse_form(
-            "grant_type=client_credentials&client_secret=a%2Bb+c%3D&scope=x%2F.default&flag",
-        );
-        assert_eq!(
-            form,
-            [
-                ("grant_type".to_string(), "client_credentials".to_string()),
-                ("client_secret".to_string(), "a+b c=".to_string()),
-                ("scope".to_string(), "x/.default".to_string()),
-                ("flag".to_string(), String::new()),
-            ]
-        );
-    }
+    Ok(Answer::json(200, instance_json(shared, instance)))
 }

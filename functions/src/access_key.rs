@@ -10,8 +10,6 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::Client;
-use aws_sdk_iam::config::http::HttpResponse;
-use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::config::SharedCredentialsProvider;
@@ -19,11 +17,32 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::Settings;
 use crate::error::Error;
-use crate::key_store::StoredKey;
+use crate::gone;
+use crate::key::StoredKey;
 use crate::names::UserRef;
 use crate::sensitive::Sensitive;
+
+/// How long a new key may take to authenticate, and how often it is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// Gives up after this long (real AWS: seconds). Bounded by the deadline too.
+    pub timeout: Duration,
+    /// The first pause between two checks; it grows by half each time.
+    pub first_poll: Duration,
+    /// The longest pause between two checks.
+    pub max_poll: Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(120),
+            first_poll: Duration::from_millis(250),
+            max_poll: Duration::from_secs(2),
+        }
+    }
+}
 
 /// An access key as IAM lists it (never with its secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,10 +82,9 @@ pub async fn create(iam: &Client, user: &UserRef) -> Result<StoredKey, Error> {
         .await
         // The answer carries the secret: show the error code only.
         .map_err(Error::aws_code_only("iam:CreateAccessKey"))?;
-    let key = out.access_key().ok_or_else(|| Error::Aws {
-        operation: "iam:CreateAccessKey",
-        message: "the answer holds no key".into(),
-    })?;
+    let key = out
+        .access_key()
+        .ok_or_else(|| Error::aws_step("iam:CreateAccessKey", "the answer holds no key"))?;
     info!(user = %user, access_key_id = key.access_key_id(), "created an access key");
     Ok(StoredKey {
         access_key_id: key.access_key_id().to_string(),
@@ -82,7 +100,7 @@ pub async fn delete(iam: &Client, user_name: &str, key_id: &str) -> Result<(), E
         .access_key_id(key_id)
         .send()
         .await;
-    if done_unless_gone(sent, "iam:DeleteAccessKey")? {
+    if gone::unless_gone(sent, "iam:DeleteAccessKey")?.is_some() {
         info!(
             user = user_name,
             access_key_id = key_id,
@@ -101,7 +119,7 @@ pub async fn deactivate(iam: &Client, user_name: &str, key_id: &str) -> Result<(
         .status(StatusType::Inactive)
         .send()
         .await;
-    if done_unless_gone(sent, "iam:UpdateAccessKey")? {
+    if gone::unless_gone(sent, "iam:UpdateAccessKey")?.is_some() {
         info!(
             user = user_name,
             access_key_id = key_id,
@@ -111,38 +129,22 @@ pub async fn deactivate(iam: &Client, user_name: &str, key_id: &str) -> Result<(
     Ok(())
 }
 
-/// `true` when the call was done, `false` when the key (or its user) is
-/// already gone, which is as good.
-fn done_unless_gone<T, E>(
-    sent: Result<T, SdkError<E, HttpResponse>>,
-    operation: &'static str,
-) -> Result<bool, Error>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match sent {
-        Ok(_) => Ok(true),
-        Err(e) if e.code() == Some("NoSuchEntity") => Ok(false),
-        Err(e) => Err(Error::aws(operation)(e)),
-    }
-}
-
 /// Waits until `key` authenticates as `user` (sts:GetCallerIdentity answers
 /// with that user of `account`). Polls with a [`Backoff`] from
-/// `settings.key_ready_first_poll` up to `key_ready_max_poll`, and gives up
-/// before `key_ready_timeout` or `deadline` would pass. Returns how long it took.
+/// `readiness.first_poll` up to `max_poll`, and gives up before
+/// `readiness.timeout` or `deadline` would pass. Returns how long it took.
 pub async fn wait_until_authenticates(
     sdk: &SdkConfig,
     key: &StoredKey,
     user: &UserRef,
     account: &str,
-    settings: &Settings,
+    readiness: &Readiness,
     deadline: Instant,
 ) -> Result<Duration, Error> {
     let sts = key_client(sdk, key);
     let started = Instant::now();
-    let give_up = deadline.min(started + settings.key_ready_timeout);
-    let mut backoff = Backoff::new(settings.key_ready_first_poll, settings.key_ready_max_poll);
+    let give_up = deadline.min(started + readiness.timeout);
+    let mut backoff = Backoff::new(readiness.first_poll, readiness.max_poll);
     let mut attempts = 0u32;
     loop {
         attempts += 1;

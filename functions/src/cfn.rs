@@ -25,6 +25,7 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::names::StackRef;
+use crate::text::truncate;
 
 /// CloudFormation rejects a response body of 4096 bytes or more.
 pub const MAX_RESPONSE_BYTES: usize = 4096;
@@ -374,14 +375,6 @@ async fn run<R: CustomResource>(
     }
 }
 
-/// `text` cut to `max_chars` characters (with "..." when cut).
-pub fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
 /// Serializes the response under CloudFormation's size limit: the reason is
 /// shortened first; data that still does not fit turns the answer into FAILED.
 fn fit_body(response: &mut CloudFormationCustomResourceResponse) -> String {
@@ -466,12 +459,6 @@ mod tests {
         assert!(left > Duration::from_secs(599), "{left:?}");
         let past = Invocation::from_epoch_millis(now_ms - 5_000, margin, None);
         assert!(past.deadline <= Instant::now());
-    }
-
-    #[test]
-    fn reason_is_cut_on_a_char_boundary() {
-        assert_eq!(truncate("héllo", 2), "hé...");
-        assert_eq!(truncate("hi", 5), "hi");
     }
 
     #[test]

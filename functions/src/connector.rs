@@ -21,14 +21,18 @@ use tracing::info;
 
 use crate::access_key;
 use crate::cfn::{self, Action, Answer, CustomResource, Data, Invocation, Request};
-use crate::config::Deps;
+use crate::config::Settings;
+use crate::deps::Deps;
 use crate::error::Error;
+use crate::gone::Removal;
 use crate::iam_user;
-use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo, StoredKey};
+use crate::key::StoredKey;
+use crate::key_store::{self, AWSCURRENT, AWSPENDING, SecretInfo};
 use crate::lifecycle;
-use crate::names::{self, UserRef};
-use crate::portal::{Instance, PortalMode};
+use crate::names::{self, StackRef, UserRef};
+use crate::portal::{Instance, Release, Since};
 use crate::properties::{Connection, Spec};
+use crate::text::truncate;
 use crate::trail;
 
 pub const RESOURCE_TYPE: &str = "Custom::CloudAppsConnector";
@@ -70,7 +74,7 @@ pub async fn handle_lambda_event(
             .await?)
         }
         Err(error) => {
-            let margin = crate::Settings::default().deadline_margin;
+            let margin = Settings::default().deadline_margin;
             let invocation =
                 Invocation::from_epoch_millis(event.context.deadline, margin, log_stream);
             // Built once, as Deps would have: this path serves every event.
@@ -220,6 +224,11 @@ impl Connector<'_> {
             || previous.is_none_or(|p| {
                 p.connector_name != spec.connector_name || p.connections != spec.connections
             });
+        let since = if changed {
+            Since::Changed
+        } else {
+            Since::Unchanged
+        };
         let instance = Instance {
             name: &spec.connector_name,
             previous_name: previous.map(|p| p.connector_name.as_str()),
@@ -232,7 +241,7 @@ impl Connector<'_> {
         let handed = self
             .deps
             .portal
-            .hand_over(instance, &key, changed, &checked, true, request.deadline)
+            .connect(instance, &key, since, &checked, request.deadline)
             .await?;
 
         let mut data = Data::new();
@@ -245,14 +254,11 @@ impl Connector<'_> {
         data.insert("CloudTrail".into(), spec.cloudtrail.as_str().into());
         data.insert("CloudTrailCoverage".into(), coverage.how.as_str().into());
         data.insert("TrailArn".into(), coverage.trail_arn);
-        data.insert(
-            "CloudTrailDetail".into(),
-            cfn::truncate(&coverage.detail, 600),
-        );
-        data.insert("Preflight".into(), cfn::truncate(&checked, 300));
+        data.insert("CloudTrailDetail".into(), truncate(&coverage.detail, 600));
+        data.insert("Preflight".into(), truncate(&checked, 300));
         data.insert("PortalStatus".into(), handed.status);
         data.insert("PortalInstance".into(), handed.instance);
-        data.insert("PortalTest".into(), cfn::truncate(&handed.test, 300));
+        data.insert("PortalTest".into(), truncate(&handed.test, 300));
         Ok(data)
     }
 
@@ -312,27 +318,29 @@ impl Connector<'_> {
         };
         // The portal first: if it fails, nothing is gone yet and a retry can
         // still tell which instance holds this user's key.
-        let portal = &self.deps.portal;
-        if portal.mode() != PortalMode::Off {
-            if let (Ok(spec), Ok(keys)) = (
-                Spec::parse(properties, stack),
-                iam_user::own_keys(&aws.iam, stack, &user).await?,
-            ) {
-                let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
-                let done = portal
-                    .release(
-                        &spec.connector_name,
-                        &user.arn,
-                        &stack.account,
-                        &ids,
-                        request.deadline,
-                    )
-                    .await?;
-                info!(physical_id, portal = %done, "portal released");
-            }
+        if let Ok(spec) = Spec::parse(properties, stack) {
+            let release = Release {
+                name: &spec.connector_name,
+                user_arn: &user.arn,
+                account: &stack.account,
+            };
+            let done = self
+                .deps
+                .portal
+                .release(release, own_keys(aws, stack, &user), request.deadline)
+                .await?;
+            info!(physical_id, portal = %done, "portal released");
         }
         let trail = trail::delete_own_trail(&aws.cloudtrail, stack, &user).await?;
-        let user_removal = iam_user::delete_user(&aws.iam, stack, &user).await?;
+        let user_removal = match iam_user::owned_by(&aws.iam, stack, &user).await? {
+            Ok(()) => {
+                for key in access_key::list(&aws.iam, &user.name).await? {
+                    access_key::delete(&aws.iam, &user.name, &key.id).await?;
+                }
+                iam_user::delete_user(&aws.iam, &user).await?
+            }
+            Err(removal) => removal,
+        };
         let policy = iam_user::delete_policy(&aws.iam, stack, &user).await?;
         info!(
             physical_id,
@@ -342,5 +350,20 @@ impl Connector<'_> {
             "delete done (log bucket kept)"
         );
         Ok(())
+    }
+}
+
+/// The ids of the keys of `user` when it is this physical id's user.
+async fn own_keys(
+    aws: &crate::aws::Aws,
+    stack: &StackRef,
+    user: &UserRef,
+) -> Result<Option<Vec<String>>, Error> {
+    match iam_user::owned_by(&aws.iam, stack, user).await? {
+        Ok(()) => {
+            let keys = access_key::list(&aws.iam, &user.name).await?;
+            Ok(Some(keys.into_iter().map(|k| k.id).collect()))
+        }
+        Err(Removal::AlreadyGone | Removal::LeftAlone | Removal::Deleted) => Ok(None),
     }
 }

@@ -1,11 +1,17 @@
 //! The errors of the connector's work. Their text goes into the
 //! CloudFormation Reason and the logs, so it names what failed and what to
-//! do, and never holds a secret.
+//! do, and never holds a secret. An AWS error keeps its cause
+//! ([`std::error::Error::source`]); where the call carries a secret, the
+//! cause kept is its code and status only.
 
 use std::error::Error as StdError;
+use std::fmt;
 
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// The cause of an [`Error::Aws`].
+pub type Source = Box<dyn StdError + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,6 +32,8 @@ pub enum Error {
     Aws {
         operation: &'static str,
         message: String,
+        #[source]
+        source: Option<Source>,
     },
     /// The configuration of the function itself (environment).
     #[error("configuration: {0}")]
@@ -50,23 +58,37 @@ pub enum Error {
     Handoff(String),
 }
 
+/// The cause kept for a call whose request or answer carries a secret: its
+/// code and HTTP status, never the service's message.
+#[derive(Debug)]
+pub struct CodeOnly(String);
+
+impl fmt::Display for CodeOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for CodeOnly {}
+
 impl Error {
     /// An AWS error with the full context the SDK gives (the failing call, the
-    /// service's code and message).
+    /// service's code and message), keeping the SDK error as its cause.
     pub fn aws<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error
     where
-        E: StdError + 'static,
-        R: std::fmt::Debug,
+        E: StdError + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
     {
         move |err| Error::Aws {
             operation,
             message: DisplayErrorContext(&err).to_string(),
+            source: Some(Box::new(err)),
         }
     }
 
     /// An AWS error shown by its code and HTTP status only: for calls whose
     /// request or response carries a secret, where a service's message could
-    /// echo a value back.
+    /// echo a value back. The cause kept is that code and status too.
     pub fn aws_code_only<E>(
         operation: &'static str,
     ) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
@@ -88,8 +110,18 @@ impl Error {
             };
             Error::Aws {
                 operation,
-                message: kind,
+                message: kind.clone(),
+                source: Some(Box::new(CodeOnly(kind))),
             }
+        }
+    }
+
+    /// An AWS step that failed for a reason of ours, not an SDK error.
+    pub fn aws_step(operation: &'static str, message: impl Into<String>) -> Error {
+        Error::Aws {
+            operation,
+            message: message.into(),
+            source: None,
         }
     }
 }
@@ -110,4 +142,39 @@ where
 /// The HTTP status of a service error.
 pub fn raw_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdk_error(
+        text: &str,
+    ) -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
+        SdkError::construction_failure(CodeOnly(text.to_string()))
+    }
+
+    #[test]
+    fn an_aws_error_keeps_its_cause() {
+        let e = Error::aws("iam:GetUser")(sdk_error("the cause"));
+        let source = StdError::source(&e).expect("the SDK error is the source");
+        assert!(e.to_string().starts_with("iam:GetUser failed: "), "{e}");
+        assert!(source.to_string().contains("construct"), "{source}");
+    }
+
+    #[test]
+    fn a_code_only_error_keeps_no_message_in_its_cause_either() {
+        let e = Error::aws_code_only("secretsmanager:PutSecretValue")(sdk_error(
+            "echoed wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ));
+        let mut chain = e.to_string();
+        let mut next = StdError::source(&e);
+        while let Some(cause) = next {
+            chain.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        assert!(StdError::source(&e).is_some());
+        assert!(!chain.contains("wJalrXUtnFEMI"), "{chain}");
+        assert!(chain.contains("request construction failure"), "{chain}");
+    }
 }

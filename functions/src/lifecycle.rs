@@ -1,7 +1,7 @@
 //! The life of one access key, shared by the custom resource and the
 //! rotation: issue → store → prove (it authenticates, and passes the
-//! pre-flight) → hand over (and test in the portal:
-//! [`crate::portal::Portal::hand_over`]) → promote → retire.
+//! pre-flight) → hand over (and test in the portal: [`crate::portal::Portal`])
+//! → promote → retire.
 //! The connector runs them in one go (the key goes straight to AWSCURRENT);
 //! the rotation runs them across its four steps (AWSPENDING first).
 
@@ -10,11 +10,11 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use crate::access_key;
-use crate::config::Deps;
+use crate::deps::Deps;
 use crate::error::Error;
-use crate::key_store::{self, SecretInfo, StoredKey};
+use crate::key::StoredKey;
+use crate::key_store::{self, SecretInfo};
 use crate::names::{self, StackRef, UserRef};
-use crate::portal::PortalMode;
 use crate::preflight;
 
 /// Tags the connector writes on the secret: what the rotation needs to know.
@@ -126,11 +126,11 @@ pub async fn prove(
         key,
         user,
         &stack.account,
-        &deps.settings,
+        &deps.settings.key_ready,
         deadline,
     )
     .await?;
-    if deps.portal.mode() == PortalMode::Off {
+    if !deps.portal.hands_keys_over() {
         return Ok("not run (PORTAL_MODE=off)".into());
     }
     let report = preflight::check(

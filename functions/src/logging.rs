@@ -1,10 +1,8 @@
-//! Log setup for every function: JSON when Lambda asks for it
-//! (`AWS_LAMBDA_LOG_FORMAT=JSON`), the level from `AWS_LAMBDA_LOG_LEVEL` or
-//! `RUST_LOG`. Whatever level is asked for, the HTTP and SDK internals stay
-//! at WARN at most: at DEBUG/TRACE they print request and response bodies,
-//! and a CreateAccessKey or GetSecretValue body holds a secret key.
-
-use std::str::FromStr;
+//! Log setup for every function: JSON when Lambda asks for it, at the level
+//! it asks for (the configuration reads both). Whatever level is asked for,
+//! the HTTP and SDK internals stay at WARN at most: at DEBUG/TRACE they print
+//! request and response bodies, and a CreateAccessKey or GetSecretValue body
+//! holds a secret key.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -34,14 +32,6 @@ const CAPPED: &[&str] = &[
     "lambda_runtime",
     "lambda_runtime_api_client",
 ];
-
-/// The level asked for by the environment (INFO when unset or unreadable).
-pub fn level_from_env() -> LevelFilter {
-    let asked = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_default();
-    LevelFilter::from_str(asked.trim()).unwrap_or(LevelFilter::INFO)
-}
 
 /// The filter: `level` for our code, at most WARN for the [`CAPPED`] crates.
 pub fn filter(level: LevelFilter) -> EnvFilter {
@@ -74,7 +64,6 @@ where
 }
 
 /// Installs the global subscriber on stdout, as Lambda reads it.
-pub fn init() {
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    init_with_writer(std::io::stdout, level_from_env(), json);
+pub fn init(level: LevelFilter, json: bool) {
+    init_with_writer(std::io::stdout, level, json);
 }

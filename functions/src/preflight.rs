@@ -18,11 +18,13 @@ use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
 use tracing::{info, warn};
 
 use crate::access_key;
+use crate::aws::Aws;
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::error::{Error, is_access_denied};
-use crate::key_store::StoredKey;
+use crate::key::StoredKey;
 use crate::names::UserRef;
+use crate::trail;
 
 /// The calls the portal makes with the key, in the order they are reported.
 pub const CALLS: [&str; 6] = [
@@ -114,7 +116,7 @@ pub async fn check(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let give_up = deadline.min(started + settings.preflight_settle);
-    let mut backoff = Backoff::new(settings.key_ready_first_poll, settings.key_ready_max_poll);
+    let mut backoff = Backoff::new(settings.key_ready.first_poll, settings.key_ready.max_poll);
     let clients = KeyClients::new(&access_key::signed_with(
         sdk,
         key,
@@ -149,7 +151,7 @@ pub struct KeyClients {
 impl KeyClients {
     /// From an SDK configuration that signs with the key.
     pub fn new(signed: &SdkConfig) -> Self {
-        let aws = crate::config::Aws::new(signed);
+        let aws = Aws::new(signed);
         Self {
             sts: aws_sdk_sts::Client::new(signed),
             ct: aws.cloudtrail,
@@ -195,7 +197,7 @@ pub async fn probe(clients: &KeyClients, user: &UserRef, account: &str) -> Repor
             let mut stopped = Vec::new();
             let mut logging = None;
             for (name, arn, home) in multi {
-                match crate::trail::read_logging_raw(ct, arn, home).await {
+                match trail::read_logging_raw(ct, arn, home).await {
                     Ok(true) => {
                         logging = Some(name.to_string());
                         break;

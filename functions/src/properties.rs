@@ -1,10 +1,11 @@
 //! The properties of `Custom::CloudAppsConnector`, checked before anything is
 //! changed: a bad value is a clear error that names the property and what it
-//! accepts. Defaults follow DESIGN.md.
+//! accepts. The defaults are the README's.
 
 use serde_json::{Map, Value};
 
 use crate::names::StackRef;
+use crate::trail::TrailMode;
 
 pub const DEFAULT_USER_NAME: &str = "defender-cloud-apps";
 pub const DEFAULT_USER_PATH: &str = "/defender-cloud-apps/";
@@ -21,27 +22,6 @@ impl Connection {
         match self {
             Self::SecurityAuditing => "SecurityAuditing",
             Self::SecurityConfiguration => "SecurityConfiguration",
-        }
-    }
-}
-
-/// What to do about CloudTrail coverage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrailMode {
-    /// Create a multi-region trail when none covers all regions.
-    Ensure,
-    /// Fail with the reason when none covers all regions.
-    Verify,
-    /// Only report.
-    Ignore,
-}
-
-impl TrailMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ensure => "Ensure",
-            Self::Verify => "Verify",
-            Self::Ignore => "Ignore",
         }
     }
 }

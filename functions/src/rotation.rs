@@ -21,11 +21,13 @@ use serde_json::Value;
 use tracing::info;
 
 use crate::access_key::{self, KeyInfo};
-use crate::config::Deps;
+use crate::deps::Deps;
 use crate::error::Error;
-use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, StoredKey};
+use crate::key::StoredKey;
+use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::lifecycle::{self, Connection};
-use crate::portal::{Instance, PortalMode};
+use crate::portal::{Instance, Previous, Promotion, Tested};
+use crate::text::truncate;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -73,7 +75,7 @@ impl Event {
             other => {
                 return Err(Error::Rotation(format!(
                     "unknown step {:?}: one of createSecret, setSecret, testSecret, finishSecret",
-                    crate::cfn::truncate(other, 40)
+                    truncate(other, 40)
                 )));
             }
         };
@@ -119,7 +121,7 @@ pub async fn handle(
         Step::Create => create(deps, &target, &event.token).await?,
         Step::Set => set(deps, &target, &event.token, deadline).await?,
         Step::Test => test(deps, &target, &event.token, deadline).await?,
-        Step::Finish => finish(deps, &target, &event.token, deadline).await?,
+        Step::Finish => finish(deps, &target, &event.token).await?,
     };
     info!(step = event.step.as_str(), secret = %target.secret.arn, token = %event.token, done = %done, "rotation step done");
     Ok(done)
@@ -138,7 +140,7 @@ async fn check(deps: &Deps, stack_id: &str, event: &Event) -> Result<Target, Err
     if !secret.stages.contains_key(&event.token) {
         return Err(Error::Rotation(format!(
             "{} is not a version of {}",
-            crate::cfn::truncate(&event.token, 64),
+            truncate(&event.token, 64),
             secret.arn
         )));
     }
@@ -277,84 +279,50 @@ fn instance<'a>(t: &'a Target, connections: &'a [&'a str]) -> Instance<'a> {
 async fn set(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
     let (_, pending) = require_pending(deps, t, token).await?;
     let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
-    if deps.portal.mode() != PortalMode::Api {
-        return Ok(format!(
+    let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
+    let staged = deps
+        .portal
+        .stage(instance(t, &connections), &pending, deadline)
+        .await?;
+    Ok(match staged {
+        Some(status) => format!(
+            "the portal instance {} holds the pending key {}",
+            status.instance, pending.access_key_id
+        ),
+        None => format!(
             "the pending key {} is ready ({checked})",
             pending.access_key_id
-        ));
-    }
-    let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
-    let status = deps
-        .portal
-        .hand_over(
-            instance(t, &connections),
-            &pending,
-            true,
-            &checked,
-            false,
-            deadline,
-        )
-        .await?;
-    Ok(format!(
-        "the portal instance {} holds the pending key {}",
-        status.instance, pending.access_key_id
-    ))
+        ),
+    })
 }
 
 async fn test(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
     let (current, pending) = require_pending(deps, t, token).await?;
-    if deps.portal.mode() != PortalMode::Api {
-        let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
-        return Ok(format!(
-            "the pending key {} passed ({checked})",
-            pending.access_key_id
-        ));
-    }
+    let proven = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await;
     let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
-    let tested = async {
-        let checked = lifecycle::prove(deps, &pending, &t.user, &t.stack, deadline).await?;
-        let status = deps.portal.hand_over( instance(t, &connections), &pending, true, &checked, true, deadline).await?;
-        if status.status != "connected" {
-            return Err(Error::Rotation(format!(
-                "the portal's test of the pending key did not finish in time ({}); the rotation will be tried again",
-                status.test
-            )));
-        }
-        Ok(status)
-    }
-    .await;
-    match tested {
-        Ok(status) => Ok(format!(
+    let tested = deps
+        .portal
+        .test_pending(
+            instance(t, &connections),
+            &pending,
+            &current,
+            proven,
+            deadline,
+        )
+        .await?;
+    Ok(match tested {
+        Tested::Portal(status) => format!(
             "the portal's test of the pending key {} {}",
             pending.access_key_id, status.test
-        )),
-        Err(e) => {
-            // Never leave the portal with a key that failed: give it the current one back.
-            let restored = deps
-                .portal
-                .hand_over(
-                    instance(t, &connections),
-                    &current,
-                    true,
-                    "restored",
-                    false,
-                    deadline,
-                )
-                .await;
-            match restored {
-                Ok(_) => {
-                    info!(access_key_id = %current.access_key_id, "gave the portal the AWSCURRENT key back");
-                    Err(e)
-                }
-                Err(restore) => Err(Error::Rotation(format!(
-                    "{e}; and giving the portal the AWSCURRENT key back failed too: {restore}"
-                ))),
-            }
-        }
-    }
+        ),
+        Tested::Preflight(checked) => format!(
+            "the pending key {} passed ({checked})",
+            pending.access_key_id
+        ),
+    })
 }
 
-async fn finish(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Result<String, Error> {
+async fn finish(deps: &Deps, t: &Target, token: &str) -> Result<String, Error> {
     let secrets = &deps.aws.secrets;
     let arn = &t.secret.arn;
     let was_current = t.secret.version_with(AWSCURRENT).map(str::to_string);
@@ -389,33 +357,32 @@ async fn finish(deps: &Deps, t: &Target, token: &str, deadline: Instant) -> Resu
         let active = keys
             .iter()
             .any(|k| k.id == previous.access_key_id && k.active);
-        match deps.portal.mode() {
-            PortalMode::Handoff if active && was_current.as_deref() != Some(token) => {
-                let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
-                deps.portal
-                    .hand_over(
-                        instance(t, &connections),
-                        &now,
-                        true,
-                        "rotated",
-                        false,
-                        deadline,
-                    )
-                    .await?;
-                done.push(format!(
-                    "hand-off sent; the previous key {} stays active until the next rotation",
-                    previous.access_key_id
-                ));
+        if active {
+            let connections: Vec<&str> = t.connections.iter().map(String::as_str).collect();
+            let promotion = if was_current.as_deref() == Some(token) {
+                Promotion::Earlier
+            } else {
+                Promotion::Now
+            };
+            let after = deps
+                .portal
+                .after_rotation(
+                    instance(t, &connections),
+                    &now,
+                    promotion,
+                    &previous.access_key_id,
+                )
+                .await?;
+            match after {
+                Previous::Retire => {
+                    lifecycle::retire(deps, &t.user, &previous.access_key_id).await?;
+                    done.push(format!(
+                        "the previous key {} is inactive",
+                        previous.access_key_id
+                    ));
+                }
+                Previous::Keep(note) => done.extend(note),
             }
-            PortalMode::Handoff => {}
-            _ if active => {
-                lifecycle::retire(deps, &t.user, &previous.access_key_id).await?;
-                done.push(format!(
-                    "the previous key {} is inactive",
-                    previous.access_key_id
-                ));
-            }
-            _ => {}
         }
     }
     Ok(if done.is_empty() {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::{REGION, World, python, root, sdk_config};
+use crate::{REGION, World, python, root, sdk_config};
 
 /// The template resolved for one stack of `w`: `{"Roles", "Functions"}`
 /// (see tests/support/template_resolve.py). `parameters` override the

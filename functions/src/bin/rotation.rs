@@ -1,19 +1,20 @@
 //! Lambda `rotation`: the Secrets Manager rotation function of the
 //! connector's secret (four steps). Wiring only; the work is in the library.
 
-use cloudapps::{Deps, Error, rotation};
+use cloudapps::config::{LogSettings, process_env};
+use cloudapps::deps::Deps;
+use cloudapps::rotation;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cloudapps::logging::init();
+    let env = process_env();
+    let log = LogSettings::read(&env);
+    cloudapps::logging::init(log.level, log.json);
     let deps = Deps::from_env().await;
     // The stack whose secret this function may rotate (the template sets it).
-    let stack_id = std::env::var("STACK_ID")
-        .ok()
-        .filter(|s| s.starts_with("arn:"))
-        .ok_or_else(|| Error::Config("STACK_ID (the stack's ARN) is not set".into()));
+    let stack_id = env.stack_id();
     let setup = match (&deps, &stack_id) {
         (Ok(deps), Ok(stack_id)) => Ok((deps, stack_id.as_str())),
         (Err(e), _) | (_, Err(e)) => Err(e),

@@ -1,44 +1,49 @@
 //! Connect the instance in Defender for Cloud Apps: the guide's last steps
-//! ("name the instance, paste the keys, Test API"), by `PORTAL_MODE`:
-//! - `api`: the [`client::PortalClient`] connects the instance (creates it,
-//!   or updates its credentials) and runs the portal's test;
-//! - `handoff`: no portal write; a notification tells a person what to do
-//!   ([`crate::handoff`]);
-//! - `off`: nothing is handed over (the default).
+//! ("name the instance, paste the keys, Test API"). The mode is a type,
+//! [`Portal`], and its methods do the work of each mode, so no caller asks
+//! which mode it is:
+//! - `Api`: the [`PortalClient`] connects the instance (creates it, or
+//!   updates its credentials) and runs the portal's test;
+//! - `Handoff`: no portal write; a notification tells a person what to do
+//!   ([`handoff`]);
+//! - `Off`: nothing is handed over.
 //!
 //! A key reaches this seam only after it authenticates and passed the
-//! pre-flight ([`crate::preflight`]).
+//! pre-flight.
 
+pub mod auth;
 pub mod client;
+pub mod connect;
+pub mod handoff;
 pub mod routes;
+pub mod transport;
+pub mod verification;
+pub mod wire;
 
+use std::future::Future;
 use std::time::Instant;
 
-use aws_config::SdkConfig;
 use tracing::info;
 
-pub use client::{Activity, Connected, Desired, PortalClient, PortalConfig, TestState};
+pub use client::{AWS_APP_ID, Activity, ApiSettings, PortalClient, RemoteInstance};
+pub use connect::{Connected, Desired};
+pub use handoff::Handoff;
+pub use routes::{Route, Routes};
+pub use transport::Timings;
+pub use verification::{TestOutcome, TestState};
 
 use crate::error::Error;
-use crate::handoff::{Handoff, Notice};
-use crate::key_store::StoredKey;
+use crate::key::StoredKey;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortalMode {
+/// The portal connection chosen by configuration (`PORTAL_MODE`).
+#[derive(Debug)]
+pub enum Portal {
     /// Hand nothing over; the key stays in the secret.
     Off,
     /// Connect and test through the portal's API.
-    Api,
+    Api(Box<PortalClient>),
     /// Notify a person (SNS) instead of writing to the portal.
-    Handoff,
-}
-
-/// The portal connection chosen by configuration.
-#[derive(Debug)]
-pub struct Portal {
-    mode: PortalMode,
-    api: Option<PortalClient>,
-    handoff: Option<Handoff>,
+    Handoff(Handoff),
 }
 
 /// What the portal needs to know about the instance (never the key itself).
@@ -65,205 +70,339 @@ pub struct PortalStatus {
     pub test: String,
 }
 
-impl Portal {
-    pub fn off() -> Self {
+impl PortalStatus {
+    fn new(status: &str, instance: &str, test: &str) -> Self {
         Self {
-            mode: PortalMode::Off,
-            api: None,
-            handoff: None,
-        }
-    }
-
-    pub fn api(config: PortalConfig, sdk: &SdkConfig) -> Result<Self, Error> {
-        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-        Ok(Self {
-            mode: PortalMode::Api,
-            api: Some(PortalClient::new(config, secrets)?),
-            handoff: None,
-        })
-    }
-
-    pub fn handoff(topic_arn: &str, sdk: &SdkConfig) -> Self {
-        Self {
-            mode: PortalMode::Handoff,
-            api: None,
-            handoff: Some(Handoff::new(aws_sdk_sns::Client::new(sdk), topic_arn)),
-        }
-    }
-
-    /// `PORTAL_MODE`: `off` (default), `api` (needs `PORTAL_URL` and
-    /// `PORTAL_CREDENTIALS_SECRET_ARN`), `handoff` (needs `NOTIFY_TOPIC_ARN`).
-    pub fn from_env(sdk: &SdkConfig) -> Result<Self, Error> {
-        Self::from_lookup(&|name: &str| std::env::var(name).ok(), sdk)
-    }
-
-    pub fn from_lookup(
-        lookup: &impl Fn(&str) -> Option<String>,
-        sdk: &SdkConfig,
-    ) -> Result<Self, Error> {
-        let mode = lookup("PORTAL_MODE").unwrap_or_default();
-        match mode.trim().to_ascii_lowercase().as_str() {
-            "" | "off" => Ok(Self::off()),
-            "api" => Self::api(PortalConfig::from_lookup(lookup)?, sdk),
-            "handoff" => {
-                let topic = lookup("NOTIFY_TOPIC_ARN")
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| t.starts_with("arn:"))
-                    .ok_or_else(|| {
-                        Error::Config(
-                            "PORTAL_MODE=handoff needs NOTIFY_TOPIC_ARN (an SNS topic ARN)".into(),
-                        )
-                    })?;
-                Ok(Self::handoff(&topic, sdk))
-            }
-            other => Err(Error::Config(format!(
-                "PORTAL_MODE={other:?} is not one of api, handoff, off"
-            ))),
-        }
-    }
-
-    pub fn mode(&self) -> PortalMode {
-        self.mode
-    }
-
-    /// The API client (`api` mode only): for reads such as the health check's.
-    pub fn client(&self) -> Option<&PortalClient> {
-        self.api.as_ref()
-    }
-
-    /// Hands a proven key to the portal for `instance`. `changed`: the key,
-    /// the name or the connections differ from what was handed over before
-    /// (hand-off notifies only then; `api` mode compares with the portal).
-    /// `checked`: the pre-flight's summary. `test`: run the portal's test
-    /// after a change (`api` mode; without it the instance is only connected).
-    pub async fn hand_over(
-        &self,
-        instance: Instance<'_>,
-        key: &StoredKey,
-        changed: bool,
-        checked: &str,
-        test: bool,
-        deadline: Instant,
-    ) -> Result<PortalStatus, Error> {
-        let status = |status: &str, instance: &str, test: &str| PortalStatus {
             status: status.into(),
             instance: instance.into(),
             test: test.into(),
-        };
-        match (self.mode, &self.api, &self.handoff) {
-            (PortalMode::Api, Some(api), _) => {
-                let desired = Desired {
-                    name: instance.name,
-                    previous_name: instance.previous_name,
-                    connections: instance.connections,
-                    key,
-                };
-                let (remote, connected) = api.connect(desired, deadline).await?;
-                if connected == Connected::Unchanged {
-                    info!(instance = %remote.id, "the portal instance already holds this key and works");
-                    return Ok(status(
-                        &remote.status,
-                        &remote.id,
-                        "not-run (already connected with this key)",
-                    ));
-                }
-                if !test {
-                    return Ok(status(
-                        &remote.status,
-                        &remote.id,
-                        "not-run (connected only)",
-                    ));
-                }
-                let outcome = api.run_test(&remote.id, deadline).await?;
-                match outcome.state {
-                    TestState::Succeeded => Ok(status(
-                        "connected",
-                        &remote.id,
-                        &format!("succeeded ({})", outcome.test_id),
-                    )),
-                    TestState::Running => Ok(status(
-                        "pending",
-                        &remote.id,
-                        &format!(
-                            "running ({}): test still running at the deadline; see the instance's status in the portal",
-                            outcome.test_id
-                        ),
-                    )),
-                    TestState::Failed(reason) => Err(Error::Portal {
-                        operation: "test",
-                        message: format!(
-                            "the portal's test of instance {:?} ({}) failed: {reason}",
-                            instance.name, remote.id
-                        ),
-                    }),
-                }
-            }
-            (PortalMode::Handoff, _, Some(handoff)) => {
-                if !changed {
-                    return Ok(status(
-                        "handed-off",
-                        "",
-                        "not-run (nothing changed since the last hand-off)",
-                    ));
-                }
-                let notice = Notice {
-                    account: instance.account,
-                    region: instance.region,
-                    instance: instance.name,
-                    connections: instance.connections,
-                    user_arn: instance.user_arn,
-                    secret_arn: instance.secret_arn,
-                    access_key_id: &key.access_key_id,
-                    checked,
-                };
-                let id = handoff.connect(&notice).await?;
-                Ok(status(
+        }
+    }
+}
+
+/// Whether what the portal should hold (the key, the name, the connections)
+/// changed since it was last handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    Changed,
+    Unchanged,
+}
+
+/// What follows a connect in `api` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    /// Run the portal's test and wait for it (within the deadline).
+    Test,
+    /// Only connect: the test comes later (a rotation's testSecret).
+    ConnectOnly,
+}
+
+/// The outcome of a rotation's testSecret on the portal side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tested {
+    /// The portal's test of the pending key passed.
+    Portal(PortalStatus),
+    /// No portal test in this mode: the pre-flight's summary.
+    Preflight(String),
+}
+
+/// Whether AWSCURRENT moved in this finishSecret, or in an earlier try of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Promotion {
+    Now,
+    Earlier,
+}
+
+/// What becomes of the previous key once AWSCURRENT moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Previous {
+    /// Nothing uses it any more: deactivate it.
+    Retire,
+    /// It may still be in use: keep it active; what was done, if anything.
+    Keep(Option<String>),
+}
+
+/// What Delete tells the portal side about.
+#[derive(Clone, Copy, Debug)]
+pub struct Release<'a> {
+    pub name: &'a str,
+    pub user_arn: &'a str,
+    pub account: &'a str,
+}
+
+impl Portal {
+    pub fn api(
+        settings: ApiSettings,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, Error> {
+        Ok(Portal::Api(Box::new(PortalClient::new(settings, secrets)?)))
+    }
+
+    pub fn handoff(sns: aws_sdk_sns::Client, topic_arn: &str) -> Self {
+        Portal::Handoff(Handoff::new(sns, topic_arn))
+    }
+
+    /// True when keys are handed to someone (the portal, or a person): a
+    /// key must then pass the pre-flight first.
+    pub fn hands_keys_over(&self) -> bool {
+        !matches!(self, Portal::Off)
+    }
+
+    /// True when the previous key stays active after a rotation, for a
+    /// person to replace it in the portal (hand-off).
+    pub fn keeps_previous_key(&self) -> bool {
+        matches!(self, Portal::Handoff(_))
+    }
+
+    /// Create and Update: hands the proven `key` over for `instance`. `api`
+    /// connects (compared with what the portal holds) and runs the portal's
+    /// test; hand-off notifies when something `Changed`. `checked`: the
+    /// pre-flight's summary.
+    pub async fn connect(
+        &self,
+        instance: Instance<'_>,
+        key: &StoredKey,
+        since: Since,
+        checked: &str,
+        deadline: Instant,
+    ) -> Result<PortalStatus, Error> {
+        match self {
+            Portal::Api(api) => hand_over(api, instance, key, Then::Test, deadline).await,
+            Portal::Handoff(_) if since == Since::Unchanged => Ok(PortalStatus::new(
+                "handed-off",
+                "",
+                "not-run (nothing changed since the last hand-off)",
+            )),
+            Portal::Handoff(handoff) => {
+                let id = handoff.connect(&notice(instance, key, checked)).await?;
+                Ok(PortalStatus::new(
                     "handed-off",
                     "",
                     &format!("not-run (hand-off notification {id})"),
                 ))
             }
-            _ => Ok(status("not-connected (PORTAL_MODE=off)", "", "not-run")),
+            Portal::Off => Ok(PortalStatus::new(
+                "not-connected (PORTAL_MODE=off)",
+                "",
+                "not-run",
+            )),
+        }
+    }
+
+    /// A rotation's setSecret: `api` gives the instance the pending key
+    /// (its test comes in testSecret); the other modes hand nothing over
+    /// before the key is current (`None`).
+    pub async fn stage(
+        &self,
+        instance: Instance<'_>,
+        pending: &StoredKey,
+        deadline: Instant,
+    ) -> Result<Option<PortalStatus>, Error> {
+        match self {
+            Portal::Api(api) => hand_over(api, instance, pending, Then::ConnectOnly, deadline)
+                .await
+                .map(Some),
+            Portal::Handoff(_) | Portal::Off => Ok(None),
+        }
+    }
+
+    /// A rotation's testSecret: `proven` is the pre-flight of the pending
+    /// key. `api`: the instance holds the pending key and the portal's test
+    /// of it passes; on any failure the portal gets `current` back before
+    /// the error is returned. Other modes: the pre-flight is the test.
+    pub async fn test_pending(
+        &self,
+        instance: Instance<'_>,
+        pending: &StoredKey,
+        current: &StoredKey,
+        proven: Result<String, Error>,
+        deadline: Instant,
+    ) -> Result<Tested, Error> {
+        let Portal::Api(api) = self else {
+            return proven.map(Tested::Preflight);
+        };
+        let tested = async {
+            proven?;
+            let status = hand_over(api, instance, pending, Then::Test, deadline).await?;
+            if status.status != "connected" {
+                return Err(Error::Rotation(format!(
+                    "the portal's test of the pending key did not finish in time ({}); the rotation will be tried again",
+                    status.test
+                )));
+            }
+            Ok(status)
+        }
+        .await;
+        let failed = match tested {
+            Ok(status) => return Ok(Tested::Portal(status)),
+            Err(e) => e,
+        };
+        // Never leave the portal with a key that failed: give it the current one back.
+        match hand_over(api, instance, current, Then::ConnectOnly, deadline).await {
+            Ok(_) => {
+                info!(access_key_id = %current.access_key_id, "gave the portal the AWSCURRENT key back");
+                Err(failed)
+            }
+            Err(restore) => Err(Error::Rotation(format!(
+                "{failed}; and giving the portal the AWSCURRENT key back failed too: {restore}"
+            ))),
+        }
+    }
+
+    /// A rotation's finishSecret, once AWSCURRENT holds `now`: what becomes
+    /// of the previous key, which is still active. `api` and `off`: it is
+    /// retired. Hand-off: a person is told to paste the new key (once, when
+    /// the promotion happened `Now`), and the previous key stays active
+    /// until the next rotation.
+    pub async fn after_rotation(
+        &self,
+        instance: Instance<'_>,
+        now: &StoredKey,
+        promotion: Promotion,
+        previous_key_id: &str,
+    ) -> Result<Previous, Error> {
+        match self {
+            Portal::Handoff(handoff) if promotion == Promotion::Now => {
+                handoff.connect(&notice(instance, now, "rotated")).await?;
+                Ok(Previous::Keep(Some(format!(
+                    "hand-off sent; the previous key {previous_key_id} stays active until the next rotation"
+                ))))
+            }
+            Portal::Handoff(_) => Ok(Previous::Keep(None)),
+            Portal::Api(_) | Portal::Off => Ok(Previous::Retire),
         }
     }
 
     /// On Delete: stops the portal from using a key that is going away.
-    /// In `api` mode the instance `name` is disabled only while it holds one
-    /// of `user_keys` (never when a replacement connected it with its own
-    /// key); `handoff` asks a person. Returns what was done.
+    /// `own_keys` gives the key ids of the user when it is this physical
+    /// id's (`None`: it is not, and nothing is released). In `api` mode the
+    /// instance is disabled only while it holds one of them (never when a
+    /// replacement connected it with its own key); hand-off asks a person.
+    /// Returns what was done.
     pub async fn release(
         &self,
-        name: &str,
-        user_arn: &str,
-        account: &str,
-        user_keys: &[String],
+        release: Release<'_>,
+        own_keys: impl Future<Output = Result<Option<Vec<String>>, Error>>,
         deadline: Instant,
     ) -> Result<String, Error> {
-        match (self.mode, &self.api, &self.handoff) {
-            (PortalMode::Api, Some(api), _) => {
-                let Some(remote) = api.find(name, deadline).await? else {
+        if matches!(self, Portal::Off) {
+            return Ok("nothing (PORTAL_MODE=off)".into());
+        }
+        let Some(keys) = own_keys.await? else {
+            return Ok("nothing: the user is not this physical id's".into());
+        };
+        match self {
+            Portal::Api(api) => {
+                let Some(remote) = api.find(release.name, deadline).await? else {
                     return Ok("no portal instance by that name".into());
                 };
                 let ours = remote
                     .access_key_id
                     .as_ref()
-                    .is_some_and(|k| user_keys.contains(k));
+                    .is_some_and(|k| keys.contains(k));
                 if !ours {
-                    info!(instance = %remote.id, name, "the portal instance holds another key: left alone");
+                    info!(instance = %remote.id, name = release.name, "the portal instance holds another key: left alone");
                     return Ok(format!(
                         "instance {} left alone: it holds another key",
                         remote.id
                     ));
                 }
                 api.disable(&remote.id, deadline).await?;
-                info!(instance = %remote.id, name, "disabled the portal instance");
+                info!(instance = %remote.id, name = release.name, "disabled the portal instance");
                 Ok(format!("instance {} disabled", remote.id))
             }
-            (PortalMode::Handoff, _, Some(handoff)) => {
-                let id = handoff.disconnect(account, name, user_arn).await?;
+            Portal::Handoff(handoff) => {
+                let id = handoff
+                    .disconnect(release.account, release.name, release.user_arn)
+                    .await?;
                 Ok(format!("hand-off notification {id}"))
             }
-            _ => Ok("nothing (PORTAL_MODE=off)".into()),
+            Portal::Off => Ok("nothing (PORTAL_MODE=off)".into()),
         }
+    }
+
+    /// Runs `read` with the API client (`api` mode: the health check's
+    /// reads); in the other modes, why the portal is not read.
+    pub async fn read<T>(
+        &self,
+        read: impl AsyncFnOnce(&PortalClient) -> T,
+    ) -> Result<T, &'static str> {
+        match self {
+            Portal::Api(api) => Ok(read(api).await),
+            Portal::Handoff(_) => Err(
+                "PORTAL_MODE=handoff: the portal is not read; a person checks the instance there",
+            ),
+            Portal::Off => Err("PORTAL_MODE=off: nothing is handed to the portal"),
+        }
+    }
+}
+
+/// The hand-off message's facts.
+fn notice<'a>(instance: Instance<'a>, key: &'a StoredKey, checked: &'a str) -> handoff::Notice<'a> {
+    handoff::Notice {
+        account: instance.account,
+        region: instance.region,
+        instance: instance.name,
+        connections: instance.connections,
+        user_arn: instance.user_arn,
+        secret_arn: instance.secret_arn,
+        access_key_id: &key.access_key_id,
+        checked,
+    }
+}
+
+/// `api` mode: connects `instance` with `key`, then per `then` runs the
+/// portal's test.
+async fn hand_over(
+    api: &PortalClient,
+    instance: Instance<'_>,
+    key: &StoredKey,
+    then: Then,
+    deadline: Instant,
+) -> Result<PortalStatus, Error> {
+    let desired = Desired {
+        name: instance.name,
+        previous_name: instance.previous_name,
+        connections: instance.connections,
+        key,
+    };
+    let (remote, connected) = api.connect(desired, deadline).await?;
+    if connected == Connected::Unchanged {
+        info!(instance = %remote.id, "the portal instance already holds this key and works");
+        return Ok(PortalStatus::new(
+            &remote.status,
+            &remote.id,
+            "not-run (already connected with this key)",
+        ));
+    }
+    if then == Then::ConnectOnly {
+        return Ok(PortalStatus::new(
+            &remote.status,
+            &remote.id,
+            "not-run (connected only)",
+        ));
+    }
+    let outcome = api.run_test(&remote.id, deadline).await?;
+    match outcome.state {
+        TestState::Succeeded => Ok(PortalStatus::new(
+            "connected",
+            &remote.id,
+            &format!("succeeded ({})", outcome.test_id),
+        )),
+        TestState::Running => Ok(PortalStatus::new(
+            "pending",
+            &remote.id,
+            &format!(
+                "running ({}): test still running at the deadline; see the instance's status in the portal",
+                outcome.test_id
+            ),
+        )),
+        TestState::Failed(reason) => Err(Error::Portal {
+            operation: "test",
+            message: format!(
+                "the portal's test of instance {:?} ({}) failed: {reason}",
+                instance.name, remote.id
+            ),
+        }),
     }
 }

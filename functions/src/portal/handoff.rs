@@ -105,7 +105,7 @@ impl Handoff {
             .sns
             .publish()
             .topic_arn(&self.topic_arn)
-            .subject(crate::cfn::truncate(subject, 100))
+            .subject(crate::text::truncate(subject, 100))
             .message(message)
             .send()
             .await

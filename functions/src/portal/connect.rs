@@ -1,0 +1,142 @@
+//! Connect: the guide's "paste the keys into the portal". The AWS instance
+//! is created, or its credentials updated (found by its name, or by the name
+//! it had before a rename). A create is never blindly sent again: after a
+//! fault or a conflict, the instance is looked up first.
+
+use std::time::Instant;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use tracing::info;
+
+use super::client::{AWS_APP_ID, PortalClient, RemoteInstance, instance_in, rejected};
+use super::routes::Route;
+use super::transport::{Failure, MIN_ATTEMPT, Resend};
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::key::StoredKey;
+
+/// What `connect` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connected {
+    Created,
+    Updated,
+    /// The instance already held this key, name and connections.
+    Unchanged,
+}
+
+/// What the instance should be.
+#[derive(Clone, Copy, Debug)]
+pub struct Desired<'a> {
+    pub name: &'a str,
+    /// The name it had before (an Update that renames), looked up when `name` is not found.
+    pub previous_name: Option<&'a str>,
+    pub connections: &'a [&'a str],
+    pub key: &'a StoredKey,
+}
+
+/// The instance's credentials as the portal takes them (the body of
+/// `create` and `update`). Built only to be sent.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Credentials<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+}
+
+impl PortalClient {
+    /// Makes the instance `desired.name` hold `desired.key` and connections:
+    /// creates it, or updates it (found by its name or its previous name).
+    pub async fn connect(
+        &self,
+        desired: Desired<'_>,
+        deadline: Instant,
+    ) -> Result<(RemoteInstance, Connected), Error> {
+        let body = json!({
+            "appId": AWS_APP_ID,
+            "name": desired.name,
+            "connections": desired.connections,
+            "credentials": Credentials {
+                access_key_id: &desired.key.access_key_id,
+                secret_access_key: desired.key.secret_access_key.expose(),
+            },
+        });
+        let t = self.timings();
+        let mut backoff = Backoff::new(t.retry_first, t.retry_max);
+        loop {
+            let mut existing = self.find(desired.name, deadline).await?;
+            if existing.is_none() {
+                if let Some(previous) = desired.previous_name.filter(|p| *p != desired.name) {
+                    existing = self.find(previous, deadline).await?;
+                }
+            }
+            if let Some(instance) = existing {
+                if holds(&instance, &desired) {
+                    return Ok((instance, Connected::Unchanged));
+                }
+                let (_, text) = self
+                    .portal(
+                        Route::Update,
+                        Method::POST,
+                        (&instance.id, ""),
+                        Some(body.clone()),
+                        deadline,
+                    )
+                    .await?;
+                let updated = instance_in("update", &text)?;
+                info!(instance = %updated.id, name = desired.name, access_key_id = %desired.key.access_key_id, "portal instance updated");
+                return Ok((updated, Connected::Updated));
+            }
+            // A create is not re-sent blindly: after a fault, look again first.
+            let url = self.route(Route::Create, "", "");
+            match self
+                .call(
+                    "create",
+                    Method::POST,
+                    &url,
+                    Some(body.clone()),
+                    Resend::Never,
+                    deadline,
+                )
+                .await
+            {
+                Ok((StatusCode::CONFLICT, _)) | Err(Failure::Transient(_))
+                    if Instant::now() + t.retry_first + MIN_ATTEMPT < deadline =>
+                {
+                    tokio::time::sleep(backoff.next_pause()).await;
+                }
+                Ok((StatusCode::CONFLICT, text)) => {
+                    return Err(rejected("create", StatusCode::CONFLICT, &text));
+                }
+                Ok((_, text)) => {
+                    let created = instance_in("create", &text)?;
+                    info!(instance = %created.id, name = desired.name, access_key_id = %desired.key.access_key_id, "portal instance created");
+                    return Ok((created, Connected::Created));
+                }
+                Err(Failure::Transient(why)) => {
+                    return Err(Error::Portal {
+                        operation: "create",
+                        message: format!(
+                            "{why}; no time left to try again: run the operation again"
+                        ),
+                    });
+                }
+                Err(Failure::Final(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The instance already is what `desired` asks, and works.
+fn holds(instance: &RemoteInstance, desired: &Desired<'_>) -> bool {
+    let mut have = instance.connections.clone();
+    have.sort();
+    let mut want: Vec<String> = desired.connections.iter().map(|c| c.to_string()).collect();
+    want.sort();
+    instance.name == desired.name
+        && instance.access_key_id.as_deref() == Some(desired.key.access_key_id.as_str())
+        && have == want
+        && instance.enabled
+        && instance.status == "connected"
+}
