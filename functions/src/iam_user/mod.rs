@@ -21,7 +21,7 @@ pub use attachments::{
     SECURITY_CONFIGURATION_POLICIES, attach, attached_policies, converge_attachments,
     wanted_attachments,
 };
-pub use policy::{POLICY_ACTIONS, default_document, delete_policy, ensure_policy, policy_document};
+pub use policy::{GUIDE_POLICY, default_document, delete_policy, ensure_policy, policy_document};
 
 /// The user as IAM has it: `None` when there is no user by that name.
 async fn get_user(iam: &Client, name: &str) -> Result<Option<(String, Vec<Tag>)>, Error> {
