@@ -34,7 +34,9 @@ async fn create_makes_the_user_its_policy_a_proven_key_and_a_trail() {
             .any(|t| t.key() == TAG_STACK_ID && t.value() == w.stack_id)
     );
 
-    // AND exactly one policy is attached: ours, with exactly the guide's statement
+    // AND the user reaches exactly one policy, through its group (nothing
+    // attached to the user itself, nothing inline: Security Hub IAM.2):
+    // ours, with exactly the guide's statement
     let policy_arn = body["Data"]["PolicyArn"].as_str().unwrap();
     assert_eq!(
         policy_arn,
@@ -43,7 +45,21 @@ async fn create_makes_the_user_its_policy_a_proven_key_and_a_trail() {
             w.account
         )
     );
-    assert_eq!(w.attached(USER).await, vec![policy_arn.to_string()]);
+    assert_eq!(w.group_attached(USER).await, vec![policy_arn.to_string()]);
+    assert_eq!(w.groups_of(USER).await, vec![format!("{USER}-cloudapps")]);
+    assert!(w.attached(USER).await.is_empty(), "nothing attached to the user");
+    let inline = w.iam.list_user_policies().user_name(USER).send().await.unwrap();
+    assert!(inline.policy_names().is_empty(), "no inline policy");
+    let group = w.iam.get_group().group_name(format!("{USER}-cloudapps"));
+    let group = group.send().await.unwrap();
+    assert_eq!(group.group().unwrap().path(), "/defender-cloud-apps/");
+    assert_eq!(
+        body["Data"]["GroupArn"],
+        format!(
+            "arn:aws:iam::{}:group/defender-cloud-apps/{USER}-cloudapps",
+            w.account
+        )
+    );
     assert_eq!(
         iam_user::default_document(&w.iam, policy_arn)
             .await
@@ -240,7 +256,7 @@ async fn security_configuration_attaches_the_managed_policies_and_update_detache
         "arn:aws:iam::aws:policy/SecurityAudit".to_string(),
     ];
     all.sort();
-    assert_eq!(w.attached(USER).await, all);
+    assert_eq!(w.group_attached(USER).await, all);
     let key = w.current_key().await;
 
     // WHEN an Update takes SecurityConfiguration out
@@ -255,12 +271,12 @@ async fn security_configuration_attaches_the_managed_policies_and_update_detache
     let updated = w.ok(&update).await;
 
     // THEN only our policy stays attached; same user, same key (a normal update)
-    assert_eq!(w.attached(USER).await, vec![ours.clone()]);
+    assert_eq!(w.group_attached(USER).await, vec![ours.clone()]);
     assert_eq!(physical_id(&updated), physical_id(&body));
     assert_eq!(w.current_key().await, key);
     // (and the same Update delivered twice ends the same)
     assert_eq!(w.ok(&update).await["Data"], updated["Data"]);
-    assert_eq!(w.attached(USER).await, vec![ours.clone()]);
+    assert_eq!(w.group_attached(USER).await, vec![ours.clone()]);
 
     // AND putting it back attaches them again
     let update = w.follow_up(
@@ -270,7 +286,7 @@ async fn security_configuration_attaches_the_managed_policies_and_update_detache
         Some(&props),
     );
     w.ok(&update).await;
-    assert_eq!(w.attached(USER).await, all);
+    assert_eq!(w.group_attached(USER).await, all);
     w.assert_no_leaks().await;
 }
 

@@ -40,7 +40,7 @@ async fn a_new_user_name_is_a_replacement_and_the_old_delete_spares_the_new() {
     assert!(w.user(USER).await.is_none());
     assert!(w.user("mdca-connector").await.is_some());
     assert_eq!(
-        w.attached("mdca-connector").await,
+        w.group_attached("mdca-connector").await,
         vec![second["Data"]["PolicyArn"].as_str().unwrap().to_string()]
     );
     assert_eq!(
@@ -60,14 +60,16 @@ async fn a_new_user_name_is_a_replacement_and_the_old_delete_spares_the_new() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_path_moves_the_user_and_the_old_delete_only_removes_the_old_policy() {
+async fn a_new_user_path_is_refused_before_anything_changes_and_the_rollback_succeeds() {
     // GIVEN a Create under the default path
     let w = World::new().await;
     let create = w.event("create.json");
     let first = w.ok(&create).await;
     let key = w.current_key().await;
+    let policies = w.local_policies().await;
 
-    // WHEN an Update changes UserPath, then CloudFormation deletes the old id
+    // WHEN an Update changes UserPath (the template's roles would then be
+    // scoped to the new path, the user still under the old one)
     let mut props = create["ResourceProperties"].clone();
     props["UserPath"] = json!("/security/mdca/");
     let update = w.follow_up(
@@ -76,30 +78,90 @@ async fn a_new_path_moves_the_user_and_the_old_delete_only_removes_the_old_polic
         &props,
         Some(&create["ResourceProperties"]),
     );
-    let second = w.ok(&update).await;
-    assert_ne!(physical_id(&second), physical_id(&first));
-    let delete = w.follow_up(
-        "delete.json",
-        &physical_id(&first),
-        &create["ResourceProperties"],
-        None,
-    );
-    w.ok(&delete).await;
+    let (answer, body) = w.run(&update).await;
 
-    // THEN the same user lives under the new path, with the new policy only,
-    // the same working key, and the trail
-    let user = w.user(USER).await.expect("the user is kept");
-    assert_eq!(user.path(), "/security/mdca/");
-    let new_policy = second["Data"]["PolicyArn"].as_str().unwrap();
-    assert!(new_policy.contains(":policy/security/mdca/"));
-    assert_eq!(w.attached(USER).await, vec![new_policy.to_string()]);
+    // THEN it fails saying what to do instead, with the physical id unchanged
+    assert_eq!(answer.status, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
     assert!(
-        !w.policy_exists(first["Data"]["PolicyArn"].as_str().unwrap())
-            .await
+        reason.contains("UserPath cannot change") && reason.contains("create a new stack"),
+        "{reason}"
     );
+    assert_eq!(physical_id(&body), physical_id(&first));
+    // AND nothing changed: the user, its key, its group, no new policy
+    let user = w.user(USER).await.expect("the user is kept");
+    assert_eq!(user.path(), "/defender-cloud-apps/");
     assert_eq!(w.current_key().await, key);
     assert_eq!(w.keys(USER).await, vec![(key.access_key_id.clone(), true)]);
-    assert_eq!(w.trail_names().await.len(), 1);
+    assert_eq!(w.local_policies().await, policies);
+    assert_eq!(w.groups_of(USER).await, vec![format!("{USER}-cloudapps")]);
+
+    // WHEN CloudFormation rolls back (the old properties, the failed ones as "old")
+    let rollback = w.follow_up(
+        "update.json",
+        &physical_id(&first),
+        &create["ResourceProperties"],
+        Some(&props),
+    );
+    // THEN the rollback succeeds and still changes nothing
+    let back = w.ok(&rollback).await;
+    assert_eq!(physical_id(&back), physical_id(&first));
+    assert_eq!(w.current_key().await, key);
+    w.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_name_changed_by_case_only_is_the_same_user_and_is_never_deleted() {
+    // GIVEN a Create with UserName "Defender" (the test bed compares IAM
+    // names without case, as IAM does)
+    let w = World::new().await;
+    let mut create = w.event("create.json");
+    create["ResourceProperties"]["UserName"] = json!("Defender");
+    let first = w.ok(&create).await;
+    let key = w.current_key().await;
+    let live = physical_id(&first);
+    assert!(live.ends_with("/Defender"));
+
+    // WHEN an Update renames it "defender": the same user for IAM
+    let mut props = create["ResourceProperties"].clone();
+    props["UserName"] = json!("defender");
+    let update = w.follow_up(
+        "update.json",
+        &live,
+        &props,
+        Some(&create["ResourceProperties"]),
+    );
+    let (answer, body) = w.run(&update).await;
+
+    // THEN it is refused, nothing changed, and the key still signs in
+    assert_eq!(answer.status, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(reason.contains("by case only"), "{reason}");
+    assert_eq!(physical_id(&body), live);
+    assert_eq!(w.current_key().await, key);
+    assert!(w.identity_of(&key).await.unwrap().ends_with("/Defender"));
+
+    // AND the rollback succeeds
+    let rollback = w.follow_up(
+        "update.json",
+        &live,
+        &create["ResourceProperties"],
+        Some(&props),
+    );
+    w.ok(&rollback).await;
+
+    // WHEN a Delete names the user spelt otherwise (as the Delete of a
+    // replacement's old id would, had the rename been let through)
+    let other = live.replace("/Defender", "/defender");
+    let delete = w.follow_up("delete.json", &other, &props, None);
+    w.ok(&delete).await;
+
+    // THEN the live user, its key and its rights are all still there
+    let user = w.user("Defender").await.expect("the live user is kept");
+    assert_eq!(user.user_name(), "Defender");
+    assert_eq!(w.keys("Defender").await, vec![(key.access_key_id.clone(), true)]);
+    assert_eq!(w.group_attached("Defender").await.len(), 1);
+    assert!(w.identity_of(&key).await.unwrap().ends_with("/Defender"));
     w.assert_no_leaks().await;
 }
 

@@ -11,7 +11,7 @@ use cloudapps::config::HealthSettings;
 use cloudapps::health::{self, Check, State};
 use serde_json::{Value, json};
 use testbed::health::{
-    all_pass, check, connected, detach, enable_rotation, only_fails, policy_arn, second_key,
+    all_pass, attach, check, connected, detach, enable_rotation, only_fails, policy_arn, second_key,
     set_default_document, settings, stop_trail, token,
 };
 use testbed::{USER, World, register_rotation_function, rotation_step};
@@ -70,7 +70,7 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
     enable_rotation(&w).await;
     all_pass(&check(&w, &s).await);
 
-    // WHEN the policy is detached from the user
+    // WHEN the policy is detached from the user's group
     let arn = policy_arn(&w);
     detach(&w, &arn).await;
     // THEN UserPolicy fails naming it, and the check changed nothing
@@ -79,7 +79,10 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
         Check::UserPolicy,
         &[&arn, "is not attached"],
     );
-    assert!(w.attached(USER).await.is_empty());
+    assert!(w.group_attached(USER).await.is_empty());
+    attach(&w, &arn).await;
+
+    // WHEN the policy is attached to the user itself too (Security Hub IAM.2)
     w.iam
         .attach_user_policy()
         .user_name(USER)
@@ -87,6 +90,27 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
         .send()
         .await
         .unwrap();
+    // THEN UserPolicy fails: the user's rights come from its group only
+    only_fails(
+        &check(&w, &s).await,
+        Check::UserPolicy,
+        &[&arn, "attached to the user itself", "IAM.2"],
+    );
+    let direct = w.iam.detach_user_policy().user_name(USER).policy_arn(&arn);
+    direct.send().await.unwrap();
+
+    // WHEN the user leaves its group
+    let group = format!("{USER}-cloudapps");
+    let leave = w.iam.remove_user_from_group().group_name(&group).user_name(USER);
+    leave.send().await.unwrap();
+    // THEN UserPolicy fails: it has none of its rights
+    only_fails(
+        &check(&w, &s).await,
+        Check::UserPolicy,
+        &["not in its group", &group],
+    );
+    let join = w.iam.add_user_to_group().group_name(&group).user_name(USER);
+    join.send().await.unwrap();
 
     // WHEN a statement is added to the policy (a new default version)
     let mut document = cloudapps::iam_user::policy_document();
@@ -121,7 +145,7 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
     let back = w.iam.update_user().user_name(USER);
     back.new_path("/defender-cloud-apps/").send().await.unwrap();
 
-    // WHEN an extra policy is attached to the user
+    // WHEN an extra policy is attached to the user's group
     let extra = format!("arn:aws:iam::{}:policy/extra", w.account);
     w.iam
         .create_policy()
@@ -130,17 +154,11 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
         .send()
         .await
         .unwrap();
-    w.iam
-        .attach_user_policy()
-        .user_name(USER)
-        .policy_arn(&extra)
-        .send()
-        .await
-        .unwrap();
+    attach(&w, &extra).await;
     only_fails(
         &check(&w, &s).await,
         Check::UserPolicy,
-        &[&extra, "attached too"],
+        &[&extra, "attached to the group", "too"],
     );
     detach(&w, &extra).await;
     all_pass(&check(&w, &s).await);
@@ -308,7 +326,9 @@ async fn a_deleted_key_then_a_deleted_user_are_named() {
     );
 
     // WHEN the user is deleted too
-    detach(&w, &policy_arn(&w)).await;
+    let group = format!("{USER}-cloudapps");
+    let leave = w.iam.remove_user_from_group().group_name(&group).user_name(USER);
+    leave.send().await.unwrap();
     w.iam.delete_user().user_name(USER).send().await.unwrap();
 
     // THEN UserPolicy says so, and what to do

@@ -38,8 +38,10 @@ async fn repair_mode_fixes_what_it_may_and_nothing_else() {
     // WHEN the health check runs with repair on
     let report = check(&w, &settings(&w, true)).await;
 
-    // THEN the policy is attached again and the trail logs again
-    assert_eq!(w.attached(USER).await, std::slice::from_ref(&arn));
+    // THEN the policy is attached to the group again (never to the user
+    // itself) and the trail logs again
+    assert_eq!(w.group_attached(USER).await, std::slice::from_ref(&arn));
+    assert!(w.attached(USER).await.is_empty());
     let status = w
         .cloudtrail
         .get_trail_status()

@@ -420,7 +420,7 @@ async fn the_rotation_binary_runs_the_four_steps_and_logs_no_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_handoff_mode_the_previous_key_stays_active_until_the_next_rotation() {
+async fn in_handoff_mode_the_previous_key_is_retired_only_once_the_new_one_is_in_use() {
     // GIVEN a stack in hand-off mode (a person pastes keys into the portal)
     let mut w = World::new().await;
     w.use_handoff().await;
@@ -444,33 +444,62 @@ async fn in_handoff_mode_the_previous_key_stays_active_until_the_next_rotation()
     let message = sent[1]["Message"].as_str().unwrap();
     assert!(message.contains(&second.access_key_id), "{message}");
     assert!(!message.contains(second.secret_access_key.expose()));
-    let mut keys = w.keys(USER).await;
-    keys.sort();
     let mut both = vec![
         (first.access_key_id.clone(), true),
         (second.access_key_id.clone(), true),
     ];
     both.sort();
-    assert_eq!(keys, both);
+    let sorted_keys = async || {
+        let mut keys = w.keys(USER).await;
+        keys.sort();
+        keys
+    };
+    assert_eq!(sorted_keys().await, both);
 
-    // WHEN the next rotation runs
+    // WHEN the next rotation runs before anyone put the new key in place
+    let early = token();
+    start_rotation(&w, &function, &early).await;
+    let refused = step(&w, "createSecret", &early).await.unwrap_err();
+
+    // THEN it is refused, nothing changes, and people are reminded
+    assert!(refused.contains("was not acted on"), "{refused}");
+    assert_eq!(sorted_keys().await, both);
+    assert_eq!(w.current_key().await, second);
+    let sent = w.notifications();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[2]["Message"].as_str().unwrap().contains(&second.access_key_id),
+        "{sent:?}"
+    );
+    // AND the health check names it, once past its grace
+    let mut late = testbed::health::settings(&w, false);
+    late.handoff_grace = Duration::ZERO;
+    let report = testbed::health::check(&w, &late).await;
+    let rotation = report.check(cloudapps::health::Check::KeyRotation);
+    assert!(
+        rotation.detail.contains("hand-off not acted on since"),
+        "{}",
+        rotation.detail
+    );
+
+    // WHEN the person puts the new key in place (the portal signs with it)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.identity_of(&second).await.unwrap();
+
+    // THEN the next rotation retires the first key, on that evidence
     let t = token();
     start_rotation(&w, &function, &t).await;
     for s in STEPS {
         step(&w, s, &t).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     }
-
-    // THEN the first key is gone, the second is the grace key, never three keys
     let third = w.current_key().await;
-    let mut keys = w.keys(USER).await;
-    keys.sort();
     let mut both = vec![
         (second.access_key_id.clone(), true),
         (third.access_key_id.clone(), true),
     ];
     both.sort();
-    assert_eq!(keys, both);
-    assert_eq!(w.notifications().len(), 3);
+    assert_eq!(sorted_keys().await, both, "never three keys");
+    assert_eq!(w.notifications().len(), 4);
     w.assert_no_leaks().await;
 }
 

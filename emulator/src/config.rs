@@ -41,6 +41,9 @@ pub struct Config {
     /// can be, and list bodies `{"data": [...]}` alone (default false: the
     /// contract's `status`, `statusDetail`, `total`, `hasNext`).
     pub observed_shape: bool,
+    /// Answer `find` with every instance of every app, whatever its
+    /// filters say (default false): the connector must not trust them.
+    pub ignores_filters: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             aws_region: "us-east-1".to_string(),
             routes: BTreeMap::new(),
             observed_shape: false,
+            ignores_filters: false,
         }
     }
 }

@@ -152,6 +152,26 @@ impl Emulator {
         }
     }
 
+    /// Adds an instance as a person or another tenant's tool would have
+    /// made it: of the app `app_id` (11599: AWS; e.g. 20595 for another
+    /// app), named `name`, holding `access_key_id` (a key the caller made
+    /// up or issued), connected. Returns its id.
+    pub fn add_instance(&self, app_id: u64, name: &str, access_key_id: &str) -> String {
+        let id: String = (0..24).map(|_| fastrand::digit(16)).collect();
+        self.shared.lock().instances.push(Instance {
+            id: id.clone(),
+            app_id,
+            name: name.to_string(),
+            connections: vec!["SecurityAuditing".to_string()],
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: String::new(),
+            enabled: true,
+            status: "connected".to_string(),
+            status_detail: String::new(),
+        });
+        id
+    }
+
     /// Sets the status the portal shows for the instance named `name`, as
     /// its own scans do (`error` with a detail, say). False when there is
     /// no such instance.

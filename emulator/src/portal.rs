@@ -10,7 +10,7 @@ use crate::state::{ActivityView, Instance, Shared};
 use crate::trial;
 
 /// The AWS app of Defender for Cloud Apps.
-const AWS_APP_ID: u64 = 11599;
+pub(crate) const AWS_APP_ID: u64 = 11599;
 const CONNECTIONS: [&str; 2] = ["SecurityAuditing", "SecurityConfiguration"];
 
 pub(crate) fn route(
@@ -57,7 +57,7 @@ fn instance_json(shared: &Shared, i: &Instance) -> Value {
                 .map_or_else(|_| json!(i.id), |n| json!(n));
         return json!({
             "_id": id,
-            "appId": AWS_APP_ID,
+            "appId": i.app_id,
             "name": i.name,
             "connections": i.connections,
             "accessKeyId": i.access_key_id,
@@ -68,7 +68,7 @@ fn instance_json(shared: &Shared, i: &Instance) -> Value {
     }
     json!({
         "_id": i.id,
-        "appId": AWS_APP_ID,
+        "appId": i.app_id,
         "name": i.name,
         "connections": i.connections,
         "accessKeyId": i.access_key_id,
@@ -113,12 +113,16 @@ fn find(shared: &Shared, body: &str) -> Outcome {
     let found: Vec<&Instance> = state
         .instances
         .iter()
-        .filter(|_| {
-            app_ids
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&json!(AWS_APP_ID)))
+        .filter(|i| {
+            shared.config.ignores_filters
+                || app_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&json!(i.app_id)))
         })
-        .filter(|i| names.as_ref().is_none_or(|n| n.contains(&json!(i.name))))
+        .filter(|i| {
+            shared.config.ignores_filters
+                || names.as_ref().is_none_or(|n| n.contains(&json!(i.name)))
+        })
         .collect();
     let page: Vec<Value> = found
         .iter()
@@ -274,18 +278,23 @@ fn name_taken(shared: &Shared, name: &str, except: &str) -> bool {
     state
         .instances
         .iter()
-        .any(|i| i.name == name && i.id != except)
+        .any(|i| i.app_id == AWS_APP_ID && i.name == name && i.id != except)
 }
 
 fn create(shared: &Shared, body: &str) -> Outcome {
     let s = settings(shared, body, true)?;
     let mut state = shared.lock();
-    if state.instances.iter().any(|i| i.name == s.name) {
+    if state
+        .instances
+        .iter()
+        .any(|i| i.app_id == AWS_APP_ID && i.name == s.name)
+    {
         let message = format!("an AWS instance named {} exists", s.name);
         return Err(Answer::error(409, message));
     }
     let instance = Instance {
         id: (0..24).map(|_| fastrand::digit(16)).collect(),
+        app_id: AWS_APP_ID,
         name: s.name,
         connections: s.connections,
         access_key_id: s.access_key_id,

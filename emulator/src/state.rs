@@ -18,6 +18,7 @@ use crate::throttle::Throttle;
 #[derive(Clone, Debug, Serialize)]
 pub struct InstanceView {
     pub id: String,
+    pub app_id: u64,
     pub name: String,
     pub connections: Vec<String>,
     pub access_key_id: String,
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
 /// A stored instance; it holds the secret key, so it has no `Debug`.
 pub(crate) struct Instance {
     pub(crate) id: String,
+    /// The app it is an instance of (11599: AWS).
+    pub(crate) app_id: u64,
     pub(crate) name: String,
     pub(crate) connections: Vec<String>,
     pub(crate) access_key_id: String,
@@ -106,6 +109,7 @@ impl Instance {
     pub(crate) fn view(&self) -> InstanceView {
         InstanceView {
             id: self.id.clone(),
+            app_id: self.app_id,
             name: self.name.clone(),
             connections: self.connections.clone(),
             access_key_id: self.access_key_id.clone(),

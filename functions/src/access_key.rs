@@ -20,8 +20,9 @@ use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::gone;
 use crate::key::StoredKey;
-use crate::names::UserRef;
+use crate::names::{UserRef, same_iam_name};
 use crate::sensitive::Sensitive;
+use crate::time;
 
 /// How long a new key may take to authenticate, and how often it is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +144,7 @@ pub async fn wait_until_authenticates(
 ) -> Result<Duration, Error> {
     let sts = key_client(sdk, key);
     let started = Instant::now();
-    let give_up = deadline.min(started + readiness.timeout);
+    let give_up = deadline.min(time::add(started, readiness.timeout));
     let mut backoff = Backoff::new(readiness.first_poll, readiness.max_poll);
     let mut attempts = 0u32;
     loop {
@@ -161,7 +162,7 @@ pub async fn wait_until_authenticates(
             Err(e) => e.code().unwrap_or("no answer").to_string(),
         };
         let pause = backoff.next_pause();
-        if Instant::now() + pause >= give_up {
+        if time::reaches(pause, give_up) {
             warn!(user = %user, attempts, last = %last, "the access key did not authenticate in time");
             return Err(Error::KeyNotReady(format!(
                 "the new access key {} of {user} did not authenticate within {:.1?} ({attempts} tries, last answer: {last}); run the operation again",
@@ -201,8 +202,35 @@ pub fn signed_with(sdk: &SdkConfig, key: &StoredKey, retry: RetryConfig) -> SdkC
         .build()
 }
 
+/// True when `arn` (as STS answers it) is the IAM user `user_name`, named
+/// as IAM compares names: without case (STS keeps the spelling the user was
+/// created with).
 pub fn is_user(arn: Option<&str>, user_name: &str) -> bool {
-    arn.is_some_and(|arn| arn.contains(":user/") && arn.rsplit('/').next() == Some(user_name))
+    arn.is_some_and(|arn| {
+        arn.contains(":user/")
+            && arn
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| same_iam_name(n, user_name))
+    })
+}
+
+/// When `key_id` was last used to sign a request (seconds since the
+/// epoch); `None` when never, or when IAM does not know the key any more.
+/// AWS updates this within hours, not at once.
+pub async fn last_used(iam: &Client, key_id: &str) -> Result<Option<i64>, Error> {
+    let sent = iam
+        .get_access_key_last_used()
+        .access_key_id(key_id)
+        .send()
+        .await;
+    Ok(
+        gone::unless_gone(sent, "iam:GetAccessKeyLastUsed")?.and_then(|out| {
+            out.access_key_last_used()
+                .and_then(|u| u.last_used_date())
+                .map(|d| d.secs())
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -219,6 +247,11 @@ mod tests {
             "u"
         ));
         assert!(!is_user(Some("arn:aws:iam::123456789012:user/p/uu"), "u"));
+        // IAM names have no case: STS keeps the spelling of the creation.
+        assert!(is_user(
+            Some("arn:aws:iam::123456789012:user/p/Defender"),
+            "defender"
+        ));
         assert!(!is_user(None, "u"));
     }
 }

@@ -22,9 +22,9 @@ impl Backoff {
     /// The pause to take now; the following one will be longer (up to `max`).
     pub fn next_pause(&mut self) -> Duration {
         let base = self.next;
-        self.next = (base * 3 / 2).min(self.max);
-        let jitter_ms = base.as_millis() as u64 / 5;
-        base + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+        self.next = base.saturating_add(base / 2).min(self.max);
+        let jitter_ms = u64::try_from(base.as_millis() / 5).unwrap_or(u64::MAX);
+        base.saturating_add(Duration::from_millis(fastrand::u64(0..=jitter_ms)))
     }
 }
 

@@ -140,7 +140,7 @@ impl Invocation {
                 .unwrap_or(Duration::ZERO)
         };
         Self {
-            deadline: Instant::now() + left,
+            deadline: crate::time::from_now(left),
             margin,
             log_stream,
         }
@@ -405,7 +405,7 @@ async fn deliver(
     for attempt in 0..4u32 {
         if attempt > 0 {
             let pause = Duration::from_millis(250 << attempt);
-            if Instant::now() + pause >= deadline {
+            if crate::time::reaches(pause, deadline) {
                 break;
             }
             tokio::time::sleep(pause).await;

@@ -175,12 +175,7 @@ fn api_settings<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> Result<ApiSettin
         env.text(name)
             .ok_or_else(|| Error::Config(format!("PORTAL_MODE=api needs {name}")))
     };
-    let url = required("PORTAL_URL")?;
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(Error::Config(format!(
-            "PORTAL_URL={url:?} is not an http(s) URL"
-        )));
-    }
+    let url = secure_url("PORTAL_URL", &required("PORTAL_URL")?)?;
     let d = ApiSettings::new(&url, &required("PORTAL_CREDENTIALS_SECRET_ARN")?);
     let t = d.timings;
     let timings = Timings {
@@ -193,29 +188,73 @@ fn api_settings<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> Result<ApiSettin
     timings.check().map_err(Error::Config)?;
     let routes = Routes::with_overrides(&env.text("PORTAL_ROUTES").unwrap_or_default())
         .map_err(|why| Error::Config(format!("PORTAL_ROUTES: {why}")))?;
+    let login_url = match env.text("PORTAL_LOGIN_URL") {
+        Some(v) => secure_url("PORTAL_LOGIN_URL", &v)?,
+        None => d.login_url.clone(),
+    };
     Ok(ApiSettings {
-        login_url: env
-            .text("PORTAL_LOGIN_URL")
-            .map(|v| v.trim_end_matches('/').to_string())
-            .unwrap_or(d.login_url.clone()),
+        login_url,
         routes,
         timings,
         ..d
     })
 }
 
-/// The configuration of a function: the shared tuning and the portal mode.
+/// A URL the credentials are sent to: `https://`, or plain `http://` only
+/// to a loopback address (the tests' emulators). Without a trailing `/`.
+pub fn secure_url(name: &str, value: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::Config(format!("{name}={value:?} {why}"));
+    let url = reqwest::Url::parse(value).map_err(|_| bad("is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(bad(
+                "is plain http: the portal credentials only go over https (http is allowed for a loopback address only, for tests)",
+            ));
+        }
+        _ => return Err(bad("is not an https URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "holds credentials: give them in the credentials secret",
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+/// The configuration of a function: the shared tuning, the portal mode and
+/// the topic people are told through (`NOTIFY_TOPIC_ARN`, optional but in
+/// `handoff` mode).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionConfig {
     pub settings: Settings,
     pub portal: PortalChoice,
+    pub notify_topic: Option<String>,
 }
 
 impl FunctionConfig {
     pub fn read<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> Result<Self, Error> {
+        let portal = PortalChoice::read(env)?;
+        let notify_topic = match env.text("NOTIFY_TOPIC_ARN") {
+            None => None,
+            Some(t) if t.starts_with("arn:") => Some(t),
+            Some(t) => {
+                return Err(Error::Config(format!(
+                    "NOTIFY_TOPIC_ARN={t:?} is not an SNS topic ARN"
+                )));
+            }
+        };
         Ok(Self {
             settings: Settings::read(env)?,
-            portal: PortalChoice::read(env)?,
+            portal,
+            notify_topic,
         })
     }
 }
@@ -242,6 +281,9 @@ pub struct HealthSettings {
     /// connector's secret is younger than this: the portal takes hours to
     /// show a new account's first data (default: the activity window).
     pub activity_grace: Duration,
+    /// `HEALTH_HANDOFF_GRACE_MS`: how long a hand-off may wait for a person
+    /// before "hand-off not acted on" is a finding (default 24 h).
+    pub handoff_grace: Duration,
 }
 
 impl HealthSettings {
@@ -264,6 +306,7 @@ impl HealthSettings {
                 "HEALTH_ACTIVITY_GRACE_MS",
                 Duration::from_secs(u64::from(activity_window_hours) * 3600),
             )?,
+            handoff_grace: env.millis("HEALTH_HANDOFF_GRACE_MS", Duration::from_secs(86_400))?,
         })
     }
 }
@@ -333,13 +376,38 @@ mod tests {
             err.to_string().contains("PORTAL_CREDENTIALS_SECRET_ARN"),
             "{err}"
         );
+        for (url, says) in [
+            ("t.portal", "not a URL"),
+            ("http://t.portal", "plain http"),
+            ("ftp://t.portal", "not an https URL"),
+            ("https://user:pw@t.portal", "holds credentials"),
+        ] {
+            let err = PortalChoice::read(&env(&[
+                ("PORTAL_MODE", "api"),
+                ("PORTAL_URL", url),
+                ("PORTAL_CREDENTIALS_SECRET_ARN", "s"),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(says) && err.to_string().contains("PORTAL_URL"),
+                "{url}: {err}"
+            );
+        }
+        for loopback in [
+            "http://127.0.0.1:9",
+            "http://localhost:8080/",
+            "http://[::1]:7",
+        ] {
+            assert!(secure_url("PORTAL_URL", loopback).is_ok(), "{loopback}");
+        }
         let err = PortalChoice::read(&env(&[
             ("PORTAL_MODE", "api"),
-            ("PORTAL_URL", "t.portal"),
+            ("PORTAL_URL", "https://t.portal"),
             ("PORTAL_CREDENTIALS_SECRET_ARN", "s"),
+            ("PORTAL_LOGIN_URL", "http://login.example"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("not an http(s) URL"), "{err}");
+        assert!(err.to_string().contains("PORTAL_LOGIN_URL"), "{err}");
         let api = [
             ("PORTAL_MODE", "API"),
             ("PORTAL_URL", "https://t.portal/"),

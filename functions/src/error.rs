@@ -47,6 +47,13 @@ pub enum Error {
         operation: &'static str,
         message: String,
     },
+    /// The portal could not be reached or kept failing (5xx, timeouts,
+    /// throttled) until the time ran out: a fault that may pass.
+    #[error("portal {operation}: {message}")]
+    PortalUnreachable {
+        operation: &'static str,
+        message: String,
+    },
     /// The connector has not set the secret up (yet): its tags are missing.
     #[error("{0}")]
     NotSetUp(String),

@@ -54,6 +54,11 @@ impl StoredKey {
         })
     }
 
+    /// True when the key is `user_name`'s (IAM names have no case).
+    pub fn belongs_to(&self, user_name: &str) -> bool {
+        names::same_iam_name(&self.user_name, user_name)
+    }
+
     /// The idempotency token of the secret version that holds this key: a
     /// retried write of the same key is the same version, not a new one.
     /// Secrets Manager takes 32 to 64 characters; key ids are usually 20.

@@ -121,6 +121,34 @@ pub async fn tag_owner(
     Ok(())
 }
 
+/// Sets the tags `pairs` on the secret (replacing their values).
+pub async fn set_tags(secrets: &Client, arn: &str, pairs: &[(&str, &str)]) -> Result<(), Error> {
+    let tags: Vec<Tag> = pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect();
+    secrets
+        .tag_resource()
+        .secret_id(arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:TagResource"))?;
+    Ok(())
+}
+
+/// Removes the tags `keys` from the secret (done when they are not there).
+pub async fn remove_tags(secrets: &Client, arn: &str, keys: &[&str]) -> Result<(), Error> {
+    secrets
+        .untag_resource()
+        .secret_id(arn)
+        .set_tag_keys(Some(keys.iter().map(|k| k.to_string()).collect()))
+        .send()
+        .await
+        .map_err(Error::aws("secretsmanager:UntagResource"))?;
+    Ok(())
+}
+
 /// The key held by version `version_id` (with `stage` when given).
 pub async fn read_version(
     secrets: &Client,

@@ -14,12 +14,13 @@
 //! - [`lifecycle`]: the key's life, shared by [`connector`] (the custom
 //!   resource) and [`rotation`] (replace the key on a schedule, with zero
 //!   downtime);
-//! - [`health`]: check the whole chain on a schedule.
+//! - [`health`]: check the whole chain on a schedule;
+//! - [`retirement`]: when a key the portal may hold can be retired.
 //!
 //! And the ground they stand on: [`config`] (every environment variable),
-//! [`deps`] (what init builds), [`aws`], [`cfn`] (the custom resource
+//! [`deps`] (what init builds), [`aws`], [`notify`], [`cfn`] (the custom resource
 //! protocol), [`properties`], [`names`], [`key`], [`error`], [`gone`],
-//! [`backoff`], [`text`], [`logging`], [`sensitive`].
+//! [`backoff`], [`text`], [`time`], [`logging`], [`sensitive`].
 
 pub mod access_key;
 pub mod aws;
@@ -37,10 +38,13 @@ pub mod key_store;
 pub mod lifecycle;
 pub mod logging;
 pub mod names;
+pub mod notify;
 pub mod portal;
 pub mod preflight;
 pub mod properties;
+pub mod retirement;
 pub mod rotation;
 pub mod sensitive;
 pub mod text;
+pub mod time;
 pub mod trail;

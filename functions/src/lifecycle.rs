@@ -14,14 +14,12 @@ use crate::deps::Deps;
 use crate::error::Error;
 use crate::key::StoredKey;
 use crate::key_store::{self, SecretInfo};
+use crate::names::secret_tags::{
+    self, CONNECTIONS as TAG_CONNECTIONS, INSTANCE as TAG_INSTANCE, USER as TAG_USER,
+};
 use crate::names::{self, StackRef, UserRef};
 use crate::preflight;
-
-/// Tags the connector writes on the secret: what the rotation needs to know.
-pub const TAG_USER: &str = "cloudapps:user";
-pub const TAG_INSTANCE: &str = "cloudapps:connector-name";
-/// The connections, separated by spaces (tag values cannot hold commas).
-pub const TAG_CONNECTIONS: &str = "cloudapps:connections";
+use crate::time;
 
 /// A connection as the connector set it up, read from the tags it wrote on
 /// the secret: what the rotation and the health check work on.
@@ -99,6 +97,10 @@ pub async fn issue(
     stages: &[&str],
 ) -> Result<StoredKey, Error> {
     let aws = &deps.aws;
+    // Marked first: a step cut off between CreateAccessKey and PutSecretValue
+    // leaves a key no version holds, which the next run then knows as its own.
+    let marked = (time::now_millis() / 1000).to_string();
+    key_store::set_tags(&aws.secrets, secret_arn, &[(secret_tags::ISSUING, &marked)]).await?;
     let key = access_key::create(&aws.iam, user).await?;
     if let Err(e) = key_store::write(&aws.secrets, secret_arn, &key, version, stages).await {
         if let Err(cleanup) = access_key::delete(&aws.iam, &user.name, &key.access_key_id).await {
@@ -106,8 +108,27 @@ pub async fn issue(
         }
         return Err(e);
     }
+    key_store::remove_tags(&aws.secrets, secret_arn, &[secret_tags::ISSUING]).await?;
     info!(user = %user, access_key_id = %key.access_key_id, secret = secret_arn, stages = ?stages, "stored the new key");
     Ok(key)
+}
+
+/// How long after its mark a key is still the mark's: a step's run.
+const ISSUING_WINDOW: i64 = 900;
+
+/// True when `key`, which no version of the secret holds, is the orphan of
+/// an issue of this stack cut off before the key was stored: created within
+/// a step's run of the mark the issue left on the secret.
+pub fn is_own_orphan(secret: &SecretInfo, key: &access_key::KeyInfo) -> bool {
+    let mark = secret
+        .tag(secret_tags::ISSUING)
+        .and_then(|t| t.parse::<i64>().ok());
+    match (mark, key.created) {
+        (Some(mark), Some(created)) => {
+            created >= mark.saturating_sub(60) && created <= mark.saturating_add(ISSUING_WINDOW)
+        }
+        _ => false,
+    }
 }
 
 /// Proves `key`: it authenticates as `user`, then (unless

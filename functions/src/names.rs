@@ -19,6 +19,37 @@ pub const TAG_OWNER: &str = "cloudapps:owner";
 /// Tag CloudFormation puts on the resources it creates (the secret, say).
 pub const TAG_CFN_STACK_ID: &str = "aws:cloudformation:stack-id";
 
+/// Tags the connector writes on its secret: what the rotation, the health
+/// check and a later Delete need to know.
+pub mod secret_tags {
+    /// The user's ARN.
+    pub const USER: &str = "cloudapps:user";
+    /// The instance's name in the portal.
+    pub const INSTANCE: &str = "cloudapps:connector-name";
+    /// The connections, separated by spaces (tag values cannot hold commas).
+    pub const CONNECTIONS: &str = "cloudapps:connections";
+    /// The id of the portal instance this stack connected (its proof, with
+    /// the keys it issued, that an instance by that name is its own).
+    pub const PORTAL_INSTANCE: &str = "cloudapps:portal-instance";
+    /// The id of a portal instance this stack took over
+    /// (`AdoptExistingInstance`): never disabled by this stack.
+    pub const ADOPTED_INSTANCE: &str = "cloudapps:adopted-instance";
+    /// When a key was about to be issued (seconds since the epoch): a key
+    /// created in the next minutes that no version holds is this stack's
+    /// orphan (a step cut off between CreateAccessKey and PutSecretValue).
+    pub const ISSUING: &str = "cloudapps:issuing";
+    /// `<key id>@<seconds since the epoch>`: the key handed to a person (or
+    /// left for one to take, `off` mode) and when. The previous key is
+    /// retired only once the new one is seen in use after that.
+    pub const HANDED_OVER: &str = "cloudapps:handed-over";
+}
+
+/// IAM compares user, group, role and policy names without case: "Defender"
+/// and "defender" are the same user.
+pub fn same_iam_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// The stack and resource a custom resource request comes from, parsed from
 /// its `StackId` (`arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<guid>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +203,22 @@ impl UserRef {
             stack.account,
             self.path,
             self.policy_name()
+        )
+    }
+
+    /// The group the user gets its rights through: same path, named like
+    /// its policy (IAM.2: no policy attached to the user itself).
+    pub fn group_name(&self) -> String {
+        format!("{}-cloudapps", self.name)
+    }
+
+    pub fn group_arn(&self, stack: &StackRef) -> String {
+        format!(
+            "arn:{}:iam::{}:group{}{}",
+            stack.partition,
+            stack.account,
+            self.path,
+            self.group_name()
         )
     }
 

@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::error::{Error, is_access_denied};
 use crate::key::StoredKey;
 use crate::names::UserRef;
+use crate::time;
 use crate::trail;
 
 /// The calls the portal makes with the key, in the order they are reported.
@@ -115,7 +116,7 @@ pub async fn check(
     deadline: Instant,
 ) -> Result<Report, Error> {
     let started = Instant::now();
-    let give_up = deadline.min(started + settings.preflight_settle);
+    let give_up = deadline.min(time::add(started, settings.preflight_settle));
     let mut backoff = Backoff::new(settings.key_ready.first_poll, settings.key_ready.max_poll);
     let clients = KeyClients::new(&access_key::signed_with(
         sdk,
@@ -131,7 +132,7 @@ pub async fn check(
         let pause = backoff.next_pause();
         // Only a refusal may be IAM still propagating; the rest is final.
         let may_settle = !report.denied().is_empty();
-        if !may_settle || Instant::now() + pause >= give_up {
+        if !may_settle || time::reaches(pause, give_up) {
             let problems = report.problems(user);
             warn!(user = %user, problems = ?problems, "pre-flight failed");
             return Err(Error::Preflight(problems.join("; ")));

@@ -91,6 +91,37 @@ impl World {
         v
     }
 
+    /// What is attached to the stack's group of `user` (`<user>-cloudapps`).
+    pub async fn group_attached(&self, user: &str) -> Vec<String> {
+        let out = self
+            .iam
+            .list_attached_group_policies()
+            .group_name(format!("{user}-cloudapps"))
+            .send()
+            .await;
+        let Ok(out) = out else { return Vec::new() };
+        let mut v: Vec<String> = out
+            .attached_policies()
+            .iter()
+            .map(|p| p.policy_arn().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The groups `user` is in.
+    pub async fn groups_of(&self, user: &str) -> Vec<String> {
+        let out = self.iam.list_groups_for_user().user_name(user).send().await;
+        let mut v: Vec<String> = out
+            .unwrap()
+            .groups()
+            .iter()
+            .map(|g| g.group_name().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
     pub async fn keys(&self, user: &str) -> Vec<(String, bool)> {
         self.iam
             .list_access_keys()

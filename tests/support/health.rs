@@ -56,6 +56,7 @@ pub fn settings(w: &World, repair: bool) -> HealthSettings {
         rotation_stuck_after: Duration::from_secs(3600),
         // Activity is expected at once: the emulator records it during Create.
         activity_grace: Duration::ZERO,
+        handoff_grace: Duration::from_secs(86_400),
     }
 }
 
@@ -103,9 +104,17 @@ pub async fn second_key(w: &World) -> String {
     out.access_key().unwrap().access_key_id().to_string()
 }
 
-/// Detaches `policy` from the user.
+/// Detaches `policy` from the stack's group of the user.
 pub async fn detach(w: &World, policy: &str) {
-    let iam = w.iam.detach_user_policy().user_name(USER);
+    let group = format!("{USER}-cloudapps");
+    let iam = w.iam.detach_group_policy().group_name(group);
+    iam.policy_arn(policy).send().await.unwrap();
+}
+
+/// Attaches `policy` to the stack's group of the user.
+pub async fn attach(w: &World, policy: &str) {
+    let group = format!("{USER}-cloudapps");
+    let iam = w.iam.attach_group_policy().group_name(group);
     iam.policy_arn(policy).send().await.unwrap();
 }
 

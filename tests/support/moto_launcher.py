@@ -17,12 +17,15 @@
   enforcement on (POST /moto-api/reset-auth), each request of those
   services is checked against (see _RESOLVERS below; partition and account
   of the request, region = its signing region):
-    iam      user{path}{UserName} (the existing user's path; a user that does
-             not exist has no path, so, as in AWS, a path-scoped policy gets
-             AccessDenied, not NoSuchEntity; no UserName = the calling user;
-             CreateUser: its Path; UpdateUser: the old AND the new ARN),
-             group{path}{GroupName} (AddUserToGroup, RemoveUserFromGroup...),
-             the PolicyArn, CreatePolicy: policy{Path}{PolicyName};
+    iam      user{path}{UserName} (the existing user's path and name as
+             spelled when created, found whatever the case of UserName; a
+             user that does not exist has no path, so, as in AWS, a
+             path-scoped policy gets AccessDenied, not NoSuchEntity; no
+             UserName = the calling user; CreateUser: its Path; UpdateUser:
+             the old AND the new ARN), group{path}{GroupName} (the same;
+             AddUserToGroup, RemoveUserFromGroup...), the PolicyArn (the
+             stored policy's, whatever the case), CreatePolicy:
+             policy{Path}{PolicyName};
              role actions keep moto's own resource; listings stay '*';
     secretsmanager  the secret's full ARN (name or partial ARN resolved);
              unknown secret: secret:{SecretId}; CreateSecret:
@@ -35,16 +38,38 @@
     - Resource/Action wildcards as in AWS ('*' any run, '?' one character;
       moto turned them into a raw regex, so 'secret:x-??????' crashed it);
     - condition operators StringEquals/NotEquals(IgnoreCase), StringLike/
-      NotLike, ArnEquals/Like, ArnNotEquals/NotLike (+IfExists), evaluated
-      against the values this launcher knows: iam:PolicyARN for
-      Attach*/Detach*Policy (moto knows only sts:ExternalId for AssumeRole);
-      other keys and operators are still ignored, as moto does (AWS would
-      find a condition on a missing key false);
+      NotLike, ArnEquals/Like, ArnNotEquals/NotLike (+IfExists), Null,
+      evaluated against the values this launcher knows (_iam_conditions;
+      moto knows only sts:ExternalId for AssumeRole):
+        iam:PolicyARN  the PolicyArn of Attach*/Detach*Policy;
+        iam:PermissionsBoundary  the PermissionsBoundary of CreateUser,
+             CreateRole, Put{User,Role}PermissionsBoundary; the boundary the
+             user/role has for {Attach,Detach,Put,Delete}{User,Role}Policy
+             and Delete{User,Role}PermissionsBoundary.
+      Both are absent from any other request (S3's too) and when the
+      request or entity has none; a condition on an absent key is, as in
+      AWS, false for the positive operators (StringEquals, ArnLike...: a
+      statement requiring a boundary does not allow CreateUser without one)
+      and ForAnyValue:, true for the negated ones (StringNotEquals...),
+      ...IfExists, ForAllValues: and Null "true". Other keys and operators
+      are still ignored, as moto does (AWS would apply the same rule);
     - a statement whose condition is false does not apply (moto returned an
       explicit Deny from it, even for an Allow statement).
   With enforcement off, requests take moto's path untouched.
+- enforces permissions boundaries (IAMRequestBase.check_action_permitted,
+  every service, S3 too): with enforcement on, a request of an IAM user or
+  an assumed role whose user/role has a boundary must also be allowed by
+  the boundary policy's default version, evaluated as above (same ARNs,
+  same conditions); a Deny in it, or no Allow, denies. moto 5.2.1 stores a
+  role's boundary and ignores it, and has no user boundaries: moto_iam.py
+  adds them (below). sts:GetCallerIdentity stays always allowed.
+- compares IAM names as IAM does, and adds user permissions boundaries
+  (CreateUser's PermissionsBoundary, GetUser's PermissionsBoundary,
+  PutUserPermissionsBoundary, DeleteUserPermissionsBoundary): moto_iam.py,
+  next to this file, says what it patches.
 - with MOTO_DENIALS_FILE set, appends one JSON line per denied request
-  ({"action", "resources", "principal"}) to that file.
+  ({"action", "resources", "principal"}) to that file, a denial by a
+  boundary alone included.
 
 Usage: python moto_launcher.py [PORT]
 """
@@ -63,6 +88,8 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult  # noqa
 from moto.kms.models import kms_backends  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
+
+import moto_iam  # noqa: E402  (this folder: IAM names without case, user boundaries)
 
 
 def lookup_events(self: CloudTrailResponse) -> str:
@@ -109,8 +136,9 @@ _IAM_SELF_ACTIONS = {
 
 
 def _iam_named(r, action: str, kind: str, name: str) -> list:
-    """user/group ARN(s): the existing entity's path, none if it does not
-    exist (as AWS); Create*: the Path param; Update*: old and new ARN."""
+    """user/group ARN(s): the existing entity's path and name as stored,
+    found whatever the case of `name` (as IAM), no path if it does not exist
+    (as AWS); Create*: the Path param; Update*: old and new ARN."""
     partition, account, _ = _scope(r)
 
     def arn(path: str, entity: str) -> str:
@@ -119,8 +147,8 @@ def _iam_named(r, action: str, kind: str, name: str) -> list:
     title = kind.capitalize()
     if action == f"Create{title}":
         return [arn(r._get_param("Path") or "/", name)]
-    existing = getattr(r.backend, f"{kind}s").get(name)
-    path = existing.path if existing else "/"
+    existing = moto_iam.find(r.backend, kind, name)  # any case, as IAM
+    path, name = (existing.path, existing.name) if existing else ("/", name)
     arns = [arn(path, name)]
     new_path, new_name = r._get_param("NewPath"), r._get_param(f"New{title}Name")
     if action == f"Update{title}" and (new_path or new_name):
@@ -128,12 +156,44 @@ def _iam_named(r, action: str, kind: str, name: str) -> list:
     return arns
 
 
+# Condition keys valued by the launcher (_iam_conditions): in every request
+# they have a value or are absent (AWS's rules for a missing key apply).
+_KEYS_KNOWN = {"iam:policyarn", "iam:permissionsboundary"}
+_POLICY_ARN_ACTIONS = {
+    f"{verb}{kind}Policy" for verb in ("Attach", "Detach")
+    for kind in ("User", "Group", "Role")
+}
+# iam:PermissionsBoundary: the boundary the request sets, or the one its user
+# or role has (IAM's Service Authorization Reference).
+_BOUNDARY_SET = {
+    "CreateUser", "PutUserPermissionsBoundary",
+    "CreateRole", "PutRolePermissionsBoundary",
+}
+_BOUNDARY_HELD = {
+    action.format(kind) for kind in ("User", "Role") for action in (
+        "Attach{}Policy", "Detach{}Policy", "Put{}Policy", "Delete{}Policy",
+        "Delete{}PermissionsBoundary",
+    )
+}
+
+
+def _iam_conditions(r, action: str) -> dict:
+    """iam:PolicyARN and iam:PermissionsBoundary of the request (None:
+    absent)."""
+    boundary = None
+    if action in _BOUNDARY_SET:
+        boundary = r._get_param("PermissionsBoundary")
+    elif action in _BOUNDARY_HELD:
+        kind = "role" if "Role" in action else "user"
+        entity = moto_iam.find(r.backend, kind, r._get_param(f"{kind.capitalize()}Name"))
+        boundary = entity.permissions_boundary_arn if entity else None
+    policy_arn = r._get_param("PolicyArn") if action in _POLICY_ARN_ACTIONS else None
+    return {"iam:PolicyARN": policy_arn or None, "iam:PermissionsBoundary": boundary or None}
+
+
 def _iam(r, action: str) -> tuple:
     partition, account, _ = _scope(r)
-    policy_arn = r._get_param("PolicyArn")
-    conditions = {}
-    if policy_arn and action.startswith(("Attach", "Detach")):
-        conditions["iam:PolicyARN"] = policy_arn
+    conditions = _iam_conditions(r, action)
     if r._get_param("RoleName"):
         return None, conditions  # moto's role handling
     if r._get_param("GroupName"):  # AddUserToGroup, RemoveUserFromGroup too
@@ -143,8 +203,10 @@ def _iam(r, action: str) -> tuple:
         user = _caller_user_name(r)
     if user:
         return _iam_named(r, action, "user", user), conditions
-    if policy_arn:
-        return [policy_arn], conditions
+    policy_arn = r._get_param("PolicyArn")
+    if policy_arn:  # the stored policy's ARN, whatever the case given
+        stored = r.backend.managed_policies.get(policy_arn)
+        return [stored.arn if stored else policy_arn], conditions
     if action == "CreatePolicy":
         path, name = r._get_param("Path") or "/", r._get_param("PolicyName")
         return [f"arn:{partition}:iam::{account}:policy{path}{name}"], conditions
@@ -290,7 +352,20 @@ _CONDITION_OPERATORS = {
     "ArnLike": _any_of(_arn_like),
     "ArnNotEquals": _none_of(_arn_like),
     "ArnNotLike": _none_of(_arn_like),
+    # a value is known: Null holds if it expects "false"
+    "Null": lambda actual, expected: any(str(e).lower() == "false" for e in expected),
 }
+
+
+def _holds_when_absent(operator: str, expected: list) -> bool:
+    """AWS's rule for a condition on a key the request does not have."""
+    if operator == "Null":
+        return any(str(e).lower() == "true" for e in expected)
+    if operator.endswith("IfExists") or operator.startswith("ForAllValues:"):
+        return True
+    if operator.startswith("ForAnyValue:"):
+        return False
+    return "Not" in operator  # StringNotEquals, ArnNotLike...: true
 
 
 def _check_conditions(self, incoming_condition_values) -> bool:
@@ -300,14 +375,20 @@ def _check_conditions(self, incoming_condition_values) -> bool:
     for operator, block in (self._statement.get("Condition") or {}).items():
         test = _CONDITION_OPERATORS.get(operator.removesuffix("IfExists"))
         for key, expected in block.items():
+            expected = expected if isinstance(expected, list) else [expected]
             actual = known.get(key.lower())
+            if actual is None and key.lower() in _KEYS_KNOWN:
+                # A key this launcher values, absent from this request.
+                if not _holds_when_absent(operator, expected):
+                    return False
+                continue
             # moto's behaviour, kept: an operator not listed above (Bool,
-            # Numeric*, Date*, ForAnyValue:..., Null...) or a key for which
-            # no value is known (all but iam:PolicyARN, sts:ExternalId) is
-            # ignored; AWS would treat a missing key as a false condition.
+            # Numeric*, Date*, ForAnyValue:...) or a key for which no value
+            # is known (all but _KEYS_KNOWN and sts:ExternalId) is ignored;
+            # AWS would treat a missing key as _holds_when_absent does.
             if test is None or actual is None:
                 continue
-            if not test(str(actual), expected if isinstance(expected, list) else [expected]):
+            if not test(str(actual), expected):
                 return False
     return True
 
@@ -334,7 +415,7 @@ IAMPolicyStatement.is_action_permitted = _statement_is_action_permitted
 IAMPolicyStatement._match = staticmethod(_wildcard)  # Action, NotAction, Resource
 
 
-# --- Denial log (MOTO_DENIALS_FILE, read by tests/support/mod.rs) ----------
+# --- Permissions boundary, denial log (MOTO_DENIALS_FILE) -------------------
 # tests/support/mod.rs sets MOTO_DENIALS_FILE and reads one JSON line
 # {"action", "resources", "principal"} per request moto denies: a test of
 # least privilege can then tell "nothing was refused" from "a refusal was
@@ -347,19 +428,24 @@ _moto_check_action_permitted = IAMRequestBase.check_action_permitted
 
 
 def _check_action_permitted(self, resource: str) -> None:
-    """Wraps moto's (every service, S3 too): records a denial, re-raises."""
+    """Wraps moto's (every service, S3 too): then the caller's permissions
+    boundary must allow it too; records a denial of either, re-raises."""
     try:
         _moto_check_action_permitted(self, resource)
+        # sts:GetCallerIdentity: always allowed (moto's exception, as AWS).
+        exempt = self._action == "sts:GetCallerIdentity"
+        if not exempt and not moto_iam.boundary_permits(self, resource):
+            self._raise_access_denied()
     except Exception:
-        line = {"action": self._action, "resources": [resource],
-                "principal": self._access_key.arn}
-        with _denials_lock, open(_DENIALS_FILE, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        if _DENIALS_FILE:
+            line = {"action": self._action, "resources": [resource],
+                    "principal": self._access_key.arn}
+            with _denials_lock, open(_DENIALS_FILE, "a") as f:
+                f.write(json.dumps(line) + "\n")
         raise
 
 
-if _DENIALS_FILE:
-    IAMRequestBase.check_action_permitted = _check_action_permitted
+IAMRequestBase.check_action_permitted = _check_action_permitted
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cloudapps::deps::Deps;
+use cloudapps::deps::{self, Deps};
 use cloudapps::portal::{ApiSettings, Portal, Routes, Timings};
 use serde_json::{Value, json};
 
@@ -113,20 +113,37 @@ impl World {
     }
 
     /// Switches the connector to `PORTAL_MODE=handoff`, with an SNS topic
-    /// of the account that delivers to the catcher (`notifications`).
+    /// of the account that delivers to the catcher (`notifications`); the
+    /// same topic is the one people are told through.
     pub async fn use_handoff(&mut self) {
-        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        let topic = self.subscribed_topic().await;
+        let topic = deps::topic(&self.sdk, &topic);
+        self.deps = Deps::new(&self.sdk, test_settings(), Portal::handoff(topic.clone())).unwrap();
+        self.deps.notify = Some(topic);
+    }
+
+    /// Gives the functions a topic to tell people through
+    /// (`NOTIFY_TOPIC_ARN`), which delivers to the catcher
+    /// (`notifications`), whatever the portal mode.
+    pub async fn use_notify_topic(&mut self) {
+        let topic = self.subscribed_topic().await;
+        self.deps.notify = Some(deps::topic(&self.sdk, &topic));
+    }
+
+    /// A new SNS topic of the account, subscribed by the catcher.
+    async fn subscribed_topic(&self) -> String {
         let topic = self
             .create_topic(&format!("cloudapps-{:08x}", fastrand::u32(..)))
             .await;
-        sns.subscribe()
+        aws_sdk_sns::Client::new(&self.sdk)
+            .subscribe()
             .topic_arn(&topic)
             .protocol("http")
             .endpoint(format!("{}/inbox", self.catcher.base))
             .send()
             .await
             .unwrap();
-        self.deps = Deps::new(&self.sdk, test_settings(), Portal::handoff(sns, &topic)).unwrap();
+        topic
     }
 
     /// Creates an SNS topic `name` in this account; returns its ARN.

@@ -1,7 +1,9 @@
 //! `AccessKey`: the key in AWSCURRENT exists in IAM, is active,
 //! authenticates as the user (sts:GetCallerIdentity signed with it), and is
 //! the user's only active key, but for a rotation's (AWSPENDING) and, in
-//! hand-off mode, the previous one a person has yet to replace.
+//! hand-off (and `off`) mode, the previous one until the new one is seen in
+//! use. While that is awaited, the key is not signed with here: its use is
+//! the evidence the previous key waits on, and ours would count.
 
 use std::collections::BTreeSet;
 
@@ -30,15 +32,19 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
         )));
     }
     // A rotation under way holds a second key in AWSPENDING; in hand-off
-    // mode the previous key stays active until the next rotation.
+    // (and off) mode the previous key stays active until the new one is used.
     let mut expected = BTreeSet::from([id.clone()]);
     let mut stages = vec![AWSPENDING];
     if ctx.deps.portal.keeps_previous_key() {
         stages.push(AWSPREVIOUS);
     }
+    let mut awaiting = false;
     for stage in stages {
         match key_store::read(&aws.secrets, &c.secret.arn, stage).await {
             Ok(Some(k)) => {
+                awaiting |= stage == AWSPREVIOUS
+                    && k.access_key_id != *id
+                    && keys.iter().any(|m| m.id == k.access_key_id && m.active);
                 expected.insert(k.access_key_id);
             }
             Ok(None) => {}
@@ -54,6 +60,12 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             "a second active key {} exists on {}, which the connector did not issue: deactivate and delete it (only the key in the secret should sign in as this user)",
             other.id, c.user.name
         ));
+    }
+    if awaiting {
+        let ok = format!(
+            "the key {id} in AWSCURRENT is active and awaits a person (the previous key stays active until it is seen in use; it is not signed with here, so that only the portal's use counts)"
+        );
+        return Ok(Verdict::from_problems(problems, "see each finding", ok));
     }
     let sts = aws_sdk_sts::Client::new(&access_key::signed_with(
         &aws.sdk,

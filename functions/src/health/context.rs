@@ -44,13 +44,13 @@ impl Context<'_> {
     /// A deadline for one portal call of a check: its timeout, within the run's.
     pub fn call_deadline(&self) -> Instant {
         self.deadline
-            .min(Instant::now() + self.settings.check_timeout)
+            .min(crate::time::from_now(self.settings.check_timeout))
     }
 }
 
 pub async fn read_current(deps: &Deps, c: &Connection) -> Result<StoredKey, String> {
     match key_store::read(&deps.aws.secrets, &c.secret.arn, AWSCURRENT).await {
-        Ok(Some(key)) if key.user_name == c.user.name => Ok(key),
+        Ok(Some(key)) if key.belongs_to(&c.user.name) => Ok(key),
         Ok(Some(key)) => Err(format!(
             "the key in AWSCURRENT belongs to the user {:?}, not to {}: run an Update of the stack to issue one for its user",
             key.user_name, c.user

@@ -21,7 +21,6 @@
 
 pub mod access_key;
 pub mod check;
-pub mod clock;
 pub mod cloudtrail;
 pub mod context;
 pub mod drift;
@@ -51,7 +50,7 @@ use context::Context;
 
 /// Runs every check, each within `settings.check_timeout` and `deadline`.
 pub async fn run(deps: &Deps, settings: &HealthSettings, deadline: Instant) -> Report {
-    let at = clock::now_millis();
+    let at = crate::time::now_millis();
     let limit = || {
         settings
             .check_timeout
@@ -167,7 +166,8 @@ pub async fn handle_lambda_event(
                 deps.settings.deadline_margin,
                 None,
             );
-            run(deps, settings, invocation.deadline - invocation.margin).await
+            let deadline = crate::time::sub(invocation.deadline, invocation.margin);
+            run(deps, settings, deadline).await
         }
         Err(m) => Report::all_failing(
             m.stack_name.clone(),

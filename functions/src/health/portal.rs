@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use super::check::Verdict;
-use super::clock::{http_date, now_millis};
 use super::context::Context;
 use crate::portal::PortalClient;
+use crate::time::{http_date, now_millis};
 
 /// `PortalStatus`.
 pub async fn status(ctx: &Context<'_>) -> Result<Verdict, Verdict> {

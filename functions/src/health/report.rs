@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::check::{Check, CheckResult, State};
-use super::clock::now_millis;
+use crate::time::now_millis;
 
 /// The CloudWatch namespace of the metrics (dimension `Stack`).
 pub const NAMESPACE: &str = "DefenderForCloudApps/Connector";

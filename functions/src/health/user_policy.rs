@@ -53,9 +53,14 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
     }
     let security_configuration = c.connections.iter().any(|x| x == "SecurityConfiguration");
     let wanted = iam_user::wanted_attachments(&c.stack, &policy_arn, security_configuration);
-    let mut attached = iam_user::attached_policies(iam, &c.user.name)
-        .await
-        .map_err(aws)?;
+    let group = c.user.group_name();
+    let mut attached = match iam_user::group_attachments(iam, &group).await {
+        Ok(attached) => attached,
+        Err(e) => {
+            problems.push(format!("the user's group {group} could not be read: {e}"));
+            Default::default()
+        }
+    };
     let mut repaired = Vec::new();
     if ctx.settings.repair {
         let missing: Vec<&String> = wanted
@@ -66,7 +71,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
         for arn in missing {
             match iam_user::attach(iam, &c.user, arn).await {
                 Ok(()) => {
-                    repaired.push(format!("attached {arn} again"));
+                    repaired.push(format!("attached {arn} to the group {group} again"));
                     attached.insert(arn.clone());
                 }
                 Err(e) => problems.push(format!("repair could not attach {arn}: {e}")),
@@ -74,11 +79,21 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
         }
     }
     for arn in wanted.difference(&attached) {
-        problems.push(format!("the policy {arn} is not attached to the user"));
+        problems.push(format!(
+            "the policy {arn} is not attached to the user's group {group}"
+        ));
     }
     for arn in attached.difference(&wanted) {
         problems.push(format!(
-            "the policy {arn} is attached too (not the stack's): detach it"
+            "the policy {arn} is attached to the group {group} too (not the stack's): detach it"
+        ));
+    }
+    let direct = iam_user::attached_policies(iam, &c.user.name)
+        .await
+        .map_err(aws)?;
+    for arn in &direct {
+        problems.push(format!(
+            "the policy {arn} is attached to the user itself (its rights come from the group {group}; Security Hub IAM.2): detach it"
         ));
     }
     let inline = iam
@@ -93,21 +108,42 @@ pub async fn check(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
             inline.policy_names().join(", ")
         ));
     }
+    let group_inline = iam
+        .list_group_policies()
+        .group_name(&group)
+        .send()
+        .await
+        .map_or_else(|_| Vec::new(), |out| out.policy_names().to_vec());
+    if !group_inline.is_empty() {
+        problems.push(format!(
+            "inline policies were added to the group {group} ({}): delete them",
+            group_inline.join(", ")
+        ));
+    }
     let groups = iam
         .list_groups_for_user()
         .user_name(&c.user.name)
         .send()
         .await
         .map_err(|e| aws(Error::aws("iam:ListGroupsForUser")(e)))?;
-    if !groups.groups().is_empty() {
-        let names: Vec<&str> = groups.groups().iter().map(|g| g.group_name()).collect();
+    let (own, others): (Vec<_>, Vec<_>) = groups
+        .groups()
+        .iter()
+        .partition(|g| iam_user::group::is_the_stacks(&c.user, g.group_name(), g.path()));
+    if own.is_empty() {
+        problems.push(format!(
+            "the user is not in its group {group}: it has none of its rights"
+        ));
+    }
+    if !others.is_empty() {
+        let names: Vec<&str> = others.iter().map(|g| g.group_name()).collect();
         problems.push(format!(
             "the user is in the groups {} and gets their rights too: remove it from them",
             names.join(", ")
         ));
     }
     let ok = format!(
-        "the user {} has exactly the guide's policy and {} attachment(s) as configured",
+        "the user {} gets exactly the guide's policy and {} attachment(s) as configured, through its group {group}, and has nothing attached itself",
         c.user,
         wanted.len()
     );

@@ -1,10 +1,13 @@
 //! Create the IAM user: replaces "create an IAM user with programmatic
-//! access". Its policy ([`policy`]) and what is attached to it
-//! ([`attachments`]) are this module's two rooms. The user and the policy are
-//! tagged as this stack's; nothing without those tags is ever changed or
-//! deleted.
+//! access". Its policy ([`policy`]) and the group it gets its rights through
+//! ([`group`], with what is attached there: [`attachments`]) are this
+//! module's other rooms. The user is created with its permissions boundary
+//! (the template's: whatever its policy says, it can do no more than that).
+//! The user and the policy are tagged as this stack's; nothing without
+//! those tags is ever changed or deleted.
 
 pub mod attachments;
+pub mod group;
 mod ownership;
 pub mod policy;
 
@@ -15,34 +18,51 @@ use tracing::info;
 use crate::error::Error;
 use crate::gone::{self, Removal};
 use crate::names::{MANAGED_BY, StackRef, TAG_MANAGED_BY, TAG_STACK_ID, UserRef};
-use ownership::{concurrent, owned, tags};
+use ownership::{concurrent, owned, tag, tags};
 
 pub use attachments::{
-    SECURITY_CONFIGURATION_POLICIES, attach, attached_policies, converge_attachments,
+    SECURITY_CONFIGURATION_POLICIES, attach, attached_policies, group_attachments,
     wanted_attachments,
 };
 pub use policy::{GUIDE_POLICY, default_document, delete_policy, ensure_policy, policy_document};
 
+/// A user as IAM has it.
+struct Found {
+    /// Its name as IAM spells it (IAM finds a user whatever the case).
+    name: String,
+    path: String,
+    tags: Vec<Tag>,
+    boundary: Option<String>,
+}
+
 /// The user as IAM has it: `None` when there is no user by that name.
-async fn get_user(iam: &Client, name: &str) -> Result<Option<(String, Vec<Tag>)>, Error> {
-    let Some(out) = gone::unless_gone(iam.get_user().user_name(name).send().await, "iam:GetUser")?
-    else {
+async fn get_user(iam: &Client, name: &str) -> Result<Option<Found>, Error> {
+    let sent = iam.get_user().user_name(name).send().await;
+    let Some(out) = gone::unless_gone(sent, "iam:GetUser")? else {
         return Ok(None);
     };
-    let path = out.user().map(|u| u.path().to_string()).unwrap_or_default();
+    let user = out.user();
     let tags = iam
         .list_user_tags()
         .user_name(name)
         .send()
         .await
         .map_err(Error::aws("iam:ListUserTags"))?;
-    Ok(Some((path, tags.tags().to_vec())))
+    Ok(Some(Found {
+        name: user.map_or(name, |u| u.user_name()).to_string(),
+        path: user.map(|u| u.path().to_string()).unwrap_or_default(),
+        tags: tags.tags().to_vec(),
+        boundary: user
+            .and_then(|u| u.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string),
+    }))
 }
 
 /// Read-only: fails when a user by this name exists and is not this stack's.
 pub async fn check_user_free(iam: &Client, stack: &StackRef, name: &str) -> Result<(), Error> {
     match get_user(iam, name).await? {
-        Some((_, tags)) if !owned(stack, &tags) => Err(not_ours_user(stack, name, &tags)),
+        Some(found) if !owned(stack, &found.tags) => Err(not_ours_user(stack, name, &found.tags)),
         _ => Ok(()),
     }
 }
@@ -72,38 +92,51 @@ fn not_ours_user(stack: &StackRef, name: &str, tags: &[Tag]) -> Error {
     })
 }
 
-/// Makes sure the user exists under `user.path`, tagged as this stack's.
-/// A user of this stack found under another path (a path change) is moved.
-pub async fn ensure_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Result<(), Error> {
+/// What the user must have besides its name and path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserSettings<'a> {
+    /// Its permissions boundary (the template's `UserPermissionsBoundary`).
+    pub boundary: Option<&'a str>,
+    /// The stack's `Tags`, besides its own.
+    pub tags: &'a [(String, String)],
+}
+
+/// Makes sure the user exists under `user.path`, tagged as this stack's,
+/// with `settings`' boundary and tags. A user of this stack found under
+/// another path (moved by hand) is refused: the functions' rights are
+/// scoped to `UserPath`.
+pub async fn ensure_user(
+    iam: &Client,
+    stack: &StackRef,
+    user: &UserRef,
+    settings: UserSettings<'_>,
+) -> Result<(), Error> {
     // Twice at most: a concurrent retry may create the user between our read
     // and our CreateUser; the second read then sees it.
     for _ in 0..2 {
         match get_user(iam, &user.name).await? {
-            Some((_, tags)) if !owned(stack, &tags) => {
-                return Err(not_ours_user(stack, &user.name, &tags));
+            Some(found) if !owned(stack, &found.tags) => {
+                return Err(not_ours_user(stack, &user.name, &found.tags));
             }
-            Some((path, _)) if path != user.path => {
-                iam.update_user()
-                    .user_name(&user.name)
-                    .new_path(&user.path)
-                    .send()
-                    .await
-                    .map_err(Error::aws("iam:UpdateUser"))?;
-                info!(user = %user, from = %path, "moved the IAM user to its new path");
-                return Ok(());
+            Some(found) if found.path != user.path => {
+                return Err(Error::NotOurs(format!(
+                    "the IAM user {} is under the path {}, not {} (UserPath): move it back (aws iam update-user --user-name {} --new-path {}), then retry",
+                    found.name, found.path, user.path, found.name, user.path
+                )));
             }
-            Some(_) => return Ok(()),
+            Some(found) => return settle_user(iam, user, &found, settings).await,
             None => {
                 let created = iam
                     .create_user()
                     .user_name(&user.name)
                     .path(&user.path)
-                    .set_tags(Some(tags(stack)))
+                    .set_permissions_boundary(settings.boundary.map(str::to_string))
+                    .set_tags(Some(tags(stack, settings.tags)))
                     .send()
                     .await;
                 match created {
                     Ok(_) => {
-                        info!(user = %user, "created the IAM user");
+                        info!(user = %user, boundary = ?settings.boundary, "created the IAM user");
                         return Ok(());
                     }
                     Err(e)
@@ -117,28 +150,73 @@ pub async fn ensure_user(iam: &Client, stack: &StackRef, user: &UserRef) -> Resu
     Err(concurrent("iam:CreateUser", &user.name))
 }
 
+/// An existing user of this stack gets the boundary and the tags asked now.
+async fn settle_user(
+    iam: &Client,
+    user: &UserRef,
+    found: &Found,
+    settings: UserSettings<'_>,
+) -> Result<(), Error> {
+    if let Some(boundary) = settings
+        .boundary
+        .filter(|b| found.boundary.as_deref() != Some(*b))
+    {
+        iam.put_user_permissions_boundary()
+            .user_name(&found.name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .map_err(Error::aws("iam:PutUserPermissionsBoundary"))?;
+        info!(user = %user, boundary, "set the user's permissions boundary");
+    }
+    let missing: Vec<Tag> = settings
+        .tags
+        .iter()
+        .filter(|(k, v)| {
+            !found
+                .tags
+                .iter()
+                .any(|t| t.key() == k.as_str() && t.value() == v.as_str())
+        })
+        .map(|(k, v)| tag(k, v))
+        .collect();
+    if !missing.is_empty() {
+        iam.tag_user()
+            .user_name(&found.name)
+            .set_tags(Some(missing))
+            .send()
+            .await
+            .map_err(Error::aws("iam:TagUser"))?;
+    }
+    Ok(())
+}
+
 /// Whether `user` is what this physical id made: `Ok(())` when it exists
-/// under its path with this stack's tags; otherwise why it is not
-/// ([`Removal::AlreadyGone`] or [`Removal::LeftAlone`]).
+/// under its path, spelt as this id spells it, with this stack's tags;
+/// otherwise why it is not ([`Removal::AlreadyGone`] or
+/// [`Removal::LeftAlone`]).
 pub async fn owned_by(
     iam: &Client,
     stack: &StackRef,
     user: &UserRef,
 ) -> Result<Result<(), Removal>, Error> {
-    let Some((path, tags)) = get_user(iam, &user.name).await? else {
+    let Some(found) = get_user(iam, &user.name).await? else {
         return Ok(Err(Removal::AlreadyGone));
     };
-    if !owned(stack, &tags) || path != user.path {
-        info!(user = %user, current_path = %path, "the IAM user is not this physical id's: left alone");
+    // IAM finds "defender" when asked for "Defender": a physical id names
+    // the user it made, spelt as it made it, and no other.
+    if !owned(stack, &found.tags) || found.path != user.path || found.name != user.name {
+        info!(user = %user, current = %found.name, current_path = %found.path, "the IAM user is not this physical id's: left alone");
         return Ok(Err(Removal::LeftAlone));
     }
     Ok(Ok(()))
 }
 
 /// Deletes the user with what IAM requires gone first: attached and inline
-/// policies, groups and console password. Its access keys must be gone
-/// already (the caller deletes them: `access_key::delete`). Only call it
-/// for a user [`owned_by`] this physical id.
+/// policies, the stack's group, the console password. Its access keys must
+/// be gone already (the caller deletes them: `access_key::delete`). Only
+/// call it for a user [`owned_by`] this physical id. A group that is not
+/// the stack's is not left on the user's behalf: the error names it.
 pub async fn delete_user(iam: &Client, user: &UserRef) -> Result<Removal, Error> {
     let name = user.name.as_str();
     for arn in attached_policies(iam, name).await? {
@@ -165,11 +243,18 @@ pub async fn delete_user(iam: &Client, user: &UserRef) -> Result<Removal, Error>
         .send()
         .await
         .map_err(Error::aws("iam:ListGroupsForUser"))?;
-    for group in groups.groups() {
+    for g in groups.groups() {
+        if !group::is_the_stacks(user, g.group_name(), g.path()) {
+            return Err(Error::NotOurs(format!(
+                "the user {user} is also in the group {} ({}), which this stack does not own and may not change: remove the user from it, then Delete again",
+                g.group_name(),
+                g.arn()
+            )));
+        }
         let sent = iam
             .remove_user_from_group()
             .user_name(name)
-            .group_name(group.group_name())
+            .group_name(g.group_name())
             .send()
             .await;
         gone::removal(sent, "iam:RemoveUserFromGroup")?;
@@ -189,10 +274,6 @@ pub async fn delete_user(iam: &Client, user: &UserRef) -> Result<Removal, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tag(key: &str, value: &str) -> Tag {
-        Tag::builder().key(key).value(value).build().unwrap()
-    }
 
     #[test]
     fn a_user_of_another_regions_connector_names_the_one_region_rule() {

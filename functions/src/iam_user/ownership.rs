@@ -5,18 +5,23 @@ use aws_sdk_iam::types::Tag;
 use crate::error::Error;
 use crate::names::StackRef;
 
-pub(super) fn tags(stack: &StackRef) -> Vec<Tag> {
+/// The tags of what the stack makes: its own, then the stack's `Tags`.
+pub(super) fn tags(stack: &StackRef, more: &[(String, String)]) -> Vec<Tag> {
     stack
         .ownership_tags()
         .iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(*k)
-                .value(*v)
-                .build()
-                .expect("key and value are set")
-        })
+        .copied()
+        .chain(more.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map(|(k, v)| tag(k, v))
         .collect()
+}
+
+pub(super) fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .expect("key and value are set")
 }
 
 pub(super) fn owned(stack: &StackRef, tags: &[Tag]) -> bool {

@@ -53,7 +53,7 @@ pub async fn ensure_policy(
                     .policy_name(user.policy_name())
                     .path(&user.path)
                     .policy_document(document.to_string())
-                    .set_tags(Some(tags(stack)))
+                    .set_tags(Some(tags(stack, &[])))
                     .send()
                     .await;
                 match created {

@@ -15,6 +15,9 @@ use super::wire::{self, Token};
 use crate::error::Error;
 use crate::sensitive::Sensitive;
 use crate::text::scrub;
+use crate::time;
+
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// The scope of an Entra ID token for the Defender for Cloud Apps API.
 pub const SCOPE: &str = "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default";
@@ -139,7 +142,8 @@ impl Auth {
             form(client_secret.expose()),
             form(SCOPE)
         ));
-        let url = format!("{}/{}/oauth2/v2.0/token", self.login_url, form(tenant_id));
+        // As it is: a GUID or a domain name (checked when read).
+        let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.login_url);
         let answer = transport
             .send("sign-in", Resend::OnFault, deadline, |timeout| {
                 transport
@@ -172,12 +176,13 @@ impl Auth {
             .access_token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unexpected("sign-in", "no access_token in the token answer"))?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
+        // Entra ID tokens live about an hour; a day at most is believed.
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300)).min(DAY);
         let early = (lifetime / 2).min(Duration::from_secs(300));
         info!(expires_in = ?lifetime, "signed in to Entra ID for the portal");
         Ok(CachedToken {
             header: Sensitive::new(format!("Bearer {access}")),
-            refresh_at: Instant::now() + lifetime - early,
+            refresh_at: time::from_now(lifetime.saturating_sub(early)),
         })
     }
 
@@ -207,11 +212,19 @@ impl Auth {
             field(stored.client_secret),
         ) {
             (Some(token), None, None, None) => Credentials::Token(Sensitive::new(token)),
-            (None, Some(tenant_id), Some(client_id), Some(secret)) => Credentials::Entra {
-                tenant_id,
-                client_id,
-                client_secret: Sensitive::new(secret),
-            },
+            (None, Some(tenant_id), Some(client_id), Some(secret)) => {
+                if !valid_tenant(&tenant_id) {
+                    return Err(Error::Config(format!(
+                        "the TenantId in the portal credentials secret {secret_arn} must be the tenant's id (a GUID) or its domain name (letters, digits, '-' and '.')",
+                        secret_arn = self.credentials_secret
+                    )));
+                }
+                Credentials::Entra {
+                    tenant_id,
+                    client_id,
+                    client_secret: Sensitive::new(secret),
+                }
+            }
             _ => return Err(shape()),
         };
         info!(
@@ -223,5 +236,30 @@ impl Auth {
             "read the portal credentials"
         );
         Ok(credentials)
+    }
+}
+
+/// A tenant id as Entra ID takes it in the token path: a GUID, or a domain
+/// name such as contoso.onmicrosoft.com.
+fn valid_tenant(tenant: &str) -> bool {
+    (1..=256).contains(&tenant.len())
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !tenant.starts_with('.')
+        && !tenant.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_guids_or_domain_names() {
+        assert!(valid_tenant("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(valid_tenant("contoso.onmicrosoft.com"));
+        for bad in ["", "a/b", "x?y=1", "..", "../x", "a b"] {
+            assert!(!valid_tenant(bad), "{bad:?}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tracing::warn;
 
 use super::auth::Auth;
 use super::routes::{Route, Routes};
@@ -20,6 +21,10 @@ use crate::text::scrub;
 
 /// The AWS app in Defender for Cloud Apps.
 pub const AWS_APP_ID: u32 = 11599;
+/// Instances asked for per page of `find`.
+const PAGE: usize = 100;
+/// Pages read at most (10,000 instances).
+const MAX_PAGES: usize = 100;
 
 /// Where the portal is and how to reach it (`PORTAL_*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,29 +126,14 @@ impl PortalClient {
 
     // ---- the operations of the contract ----
 
-    /// The AWS instance named `name`, if any.
+    /// The AWS instance named exactly `name`, if any. The portal's filter
+    /// is not trusted: what it answers is checked (see [`Self::list`]).
     pub async fn find(
         &self,
         name: &str,
         deadline: Instant,
     ) -> Result<Option<RemoteInstance>, Error> {
-        let body = json!({
-            "filters": {"appId": {"eq": [AWS_APP_ID]}, "name": {"eq": [name]}},
-            "skip": 0,
-            "limit": 10,
-        });
-        let (_, text) = self
-            .portal(Route::Find, Method::POST, ("", ""), Some(body), deadline)
-            .await?;
-        let page: Page<wire::Instance> =
-            wire::parse(&text).ok_or_else(|| unexpected("find", "not a list page"))?;
-        let mut found = page
-            .data
-            .ok_or_else(|| unexpected("find", "no data list"))?
-            .into_iter()
-            .map(|w| RemoteInstance::from_wire("find", w))
-            .collect::<Result<Vec<_>, _>>()?;
-        found.retain(|i| i.name == name);
+        let mut found = self.list(Some(name), deadline).await?;
         match found.len() {
             0 | 1 => Ok(found.pop()),
             n => Err(Error::Portal {
@@ -153,6 +143,58 @@ impl PortalClient {
                 ),
             }),
         }
+    }
+
+    /// Every AWS instance of the tenant (named exactly `name`, when given),
+    /// page after page. Only what is proven is kept: appId 11599 and, with
+    /// a name, that exact name; anything else the portal answers (another
+    /// app, another name: its filter may be ignored) is passed over.
+    pub async fn list(
+        &self,
+        name: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Vec<RemoteInstance>, Error> {
+        let mut filters = json!({"appId": {"eq": [AWS_APP_ID]}});
+        if let Some(name) = name {
+            filters["name"] = json!({"eq": [name]});
+        }
+        let (mut kept, mut passed_over) = (Vec::new(), 0usize);
+        for page in 0..MAX_PAGES {
+            let body = json!({"filters": filters, "skip": page * PAGE, "limit": PAGE});
+            let (_, text) = self
+                .portal(Route::Find, Method::POST, ("", ""), Some(body), deadline)
+                .await?;
+            let answer: Page<wire::Instance> =
+                wire::parse(&text).ok_or_else(|| unexpected("find", "not a list page"))?;
+            let data = answer
+                .data
+                .ok_or_else(|| unexpected("find", "no data list"))?;
+            // Without hasNext (the observed shape), a full page may have more.
+            let more = answer.has_next.unwrap_or(data.len() >= PAGE);
+            for w in data {
+                let instance = RemoteInstance::from_wire("find", w)?;
+                let ours = instance.app_id == Some(u64::from(AWS_APP_ID))
+                    && name.is_none_or(|n| instance.name == n);
+                if ours {
+                    kept.push(instance);
+                } else {
+                    passed_over += 1;
+                }
+            }
+            if !more {
+                if passed_over > 0 {
+                    warn!(
+                        passed_over,
+                        name, "the portal answered instances its filter excludes: passed over"
+                    );
+                }
+                return Ok(kept);
+            }
+        }
+        Err(unexpected(
+            "find",
+            &format!("more than {} pages of instances", MAX_PAGES),
+        ))
     }
 
     /// The instance `id` as the portal shows it now (`None` when gone).

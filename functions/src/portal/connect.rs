@@ -16,6 +16,7 @@ use super::transport::{Failure, MIN_ATTEMPT, Resend};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::key::StoredKey;
+use crate::time::reaches;
 
 /// What `connect` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,31 @@ pub enum Connected {
     Unchanged,
 }
 
+/// What proves that an AWS instance by the wanted name is this stack's:
+/// the portal's answer alone never does (another account, or a person, may
+/// have connected an instance by that name with a key of their own).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ownership<'a> {
+    /// Keys this stack issued: the user's keys, and those its secret holds.
+    pub keys: &'a [String],
+    /// The id of the instance this stack connected before, as it recorded it.
+    pub instance_id: Option<&'a str>,
+    /// Take over an instance that is not proven this stack's
+    /// (`AdoptExistingInstance`).
+    pub adopt: bool,
+}
+
+impl Ownership<'_> {
+    /// True when `instance` is proven this stack's.
+    pub fn proves(&self, instance: &RemoteInstance) -> bool {
+        self.instance_id == Some(instance.id.as_str())
+            || instance
+                .access_key_id
+                .as_ref()
+                .is_some_and(|k| self.keys.contains(k))
+    }
+}
+
 /// What the instance should be.
 #[derive(Clone, Copy, Debug)]
 pub struct Desired<'a> {
@@ -34,6 +60,7 @@ pub struct Desired<'a> {
     pub previous_name: Option<&'a str>,
     pub connections: &'a [&'a str],
     pub key: &'a StoredKey,
+    pub owner: Ownership<'a>,
 }
 
 /// The instance's credentials as the portal takes them (the body of
@@ -48,11 +75,16 @@ struct Credentials<'a> {
 impl PortalClient {
     /// Makes the instance `desired.name` hold `desired.key` and connections:
     /// creates it, or updates it (found by its name or its previous name).
+    /// An instance found that is not proven this stack's is refused, naming
+    /// it and the key it holds; or, with `owner.adopt`, taken over once
+    /// `adopting` (which records the take-over) has succeeded.
     pub async fn connect(
         &self,
         desired: Desired<'_>,
+        adopting: impl AsyncFnOnce(&RemoteInstance) -> Result<(), Error>,
         deadline: Instant,
     ) -> Result<(RemoteInstance, Connected), Error> {
+        let mut adopting = Some(adopting);
         let body = json!({
             "appId": AWS_APP_ID,
             "name": desired.name,
@@ -72,7 +104,13 @@ impl PortalClient {
                 }
             }
             if let Some(instance) = existing {
-                if holds(&instance, &desired) {
+                if !desired.owner.proves(&instance) {
+                    let Some(adopt) = adopting.take().filter(|_| desired.owner.adopt) else {
+                        return Err(not_ours(&instance));
+                    };
+                    adopt(&instance).await?;
+                    info!(instance = %instance.id, name = %instance.name, held = ?instance.access_key_id, "taking over the portal instance (AdoptExistingInstance)");
+                } else if holds(&instance, &desired) {
                     return Ok((instance, Connected::Unchanged));
                 }
                 let (_, text) = self
@@ -102,7 +140,7 @@ impl PortalClient {
                 .await
             {
                 Ok((StatusCode::CONFLICT, _)) | Err(Failure::Transient(_))
-                    if Instant::now() + t.retry_first + MIN_ATTEMPT < deadline =>
+                    if !reaches(t.retry_first.saturating_add(MIN_ATTEMPT), deadline) =>
                 {
                     tokio::time::sleep(backoff.next_pause()).await;
                 }
@@ -139,4 +177,14 @@ fn holds(instance: &RemoteInstance, desired: &Desired<'_>) -> bool {
         && have == want
         && instance.enabled
         && instance.status == "connected"
+}
+
+/// Why an instance by the wanted name is left alone.
+fn not_ours(instance: &RemoteInstance) -> Error {
+    Error::NotOurs(format!(
+        "the portal already has an AWS instance named {:?} ({}) holding the key {}, which this stack never issued (connected by hand, or by another account using that name): it is left as it is. Choose another ConnectorName, or set AdoptExistingInstance to true to take it over",
+        instance.name,
+        instance.id,
+        instance.access_key_id.as_deref().unwrap_or("(none shown)")
+    ))
 }

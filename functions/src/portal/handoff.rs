@@ -3,9 +3,8 @@
 //! (`NOTIFY_TOPIC_ARN`) what to do: the instance name, where the key is (the
 //! secret's ARN, never the key) and the console steps.
 
-use tracing::info;
-
 use crate::error::Error;
+use crate::notify::Topic;
 
 /// What a hand-off message is about.
 #[derive(Clone, Debug)]
@@ -23,16 +22,12 @@ pub struct Notice<'a> {
 
 #[derive(Clone, Debug)]
 pub struct Handoff {
-    sns: aws_sdk_sns::Client,
-    topic_arn: String,
+    topic: Topic,
 }
 
 impl Handoff {
-    pub fn new(sns: aws_sdk_sns::Client, topic_arn: &str) -> Self {
-        Self {
-            sns,
-            topic_arn: topic_arn.to_string(),
-        }
+    pub fn new(topic: Topic) -> Self {
+        Self { topic }
     }
 
     /// Asks a person to connect (or update) the instance with the stored key.
@@ -80,7 +75,7 @@ impl Handoff {
                 "Security auditing"
             },
         );
-        self.publish(&subject, &message).await
+        self.topic.publish(&subject, &message).await
     }
 
     /// Asks a person to disable the instance: its key no longer exists.
@@ -97,21 +92,6 @@ impl Handoff {
              In the Microsoft Defender portal, open Settings > Cloud Apps > Connected apps > App Connectors, \
              and disable or remove the Amazon Web Services instance \"{instance}\", unless it was connected again since.\n"
         );
-        self.publish(&subject, &message).await
-    }
-
-    async fn publish(&self, subject: &str, message: &str) -> Result<String, Error> {
-        let out = self
-            .sns
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(crate::text::truncate(subject, 100))
-            .message(message)
-            .send()
-            .await
-            .map_err(Error::aws("sns:Publish"))?;
-        let id = out.message_id().unwrap_or_default().to_string();
-        info!(topic = %self.topic_arn, message_id = %id, subject, "published the hand-off");
-        Ok(id)
+        self.topic.publish(&subject, &message).await
     }
 }

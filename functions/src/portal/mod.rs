@@ -26,7 +26,7 @@ use std::time::Instant;
 use tracing::info;
 
 pub use client::{AWS_APP_ID, Activity, ApiSettings, PortalClient, RemoteInstance};
-pub use connect::{Connected, Desired};
+pub use connect::{Connected, Desired, Ownership};
 pub use handoff::Handoff;
 pub use routes::{Route, Routes};
 pub use transport::Timings;
@@ -34,6 +34,7 @@ pub use verification::{TestOutcome, TestState};
 
 use crate::error::Error;
 use crate::key::StoredKey;
+use crate::notify::Topic;
 
 /// The portal connection chosen by configuration (`PORTAL_MODE`).
 #[derive(Debug)]
@@ -57,6 +58,8 @@ pub struct Instance<'a> {
     pub user_arn: &'a str,
     pub account: &'a str,
     pub region: &'a str,
+    /// What proves an instance by that name is this stack's.
+    pub owner: Ownership<'a>,
 }
 
 /// What the portal side says after a hand-over (values of `Data`).
@@ -116,10 +119,12 @@ pub enum Promotion {
 /// What becomes of the previous key once AWSCURRENT moved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Previous {
-    /// Nothing uses it any more: deactivate it.
+    /// The portal holds the new key and its test passed: deactivate it.
     Retire,
-    /// It may still be in use: keep it active; what was done, if anything.
-    Keep(Option<String>),
+    /// A person (or nobody, `off`) has the new key to put in place: keep
+    /// the previous key active until the new one is seen in use; what was
+    /// done, if anything.
+    AwaitUse(Option<String>),
 }
 
 /// What Delete tells the portal side about.
@@ -128,6 +133,9 @@ pub struct Release<'a> {
     pub name: &'a str,
     pub user_arn: &'a str,
     pub account: &'a str,
+    /// The instance this stack took over (`AdoptExistingInstance`): it is
+    /// never disabled.
+    pub adopted: Option<&'a str>,
 }
 
 impl Portal {
@@ -138,8 +146,8 @@ impl Portal {
         Ok(Portal::Api(Box::new(PortalClient::new(settings, secrets)?)))
     }
 
-    pub fn handoff(sns: aws_sdk_sns::Client, topic_arn: &str) -> Self {
-        Portal::Handoff(Handoff::new(sns, topic_arn))
+    pub fn handoff(topic: Topic) -> Self {
+        Portal::Handoff(Handoff::new(topic))
     }
 
     /// True when keys are handed to someone (the portal, or a person): a
@@ -148,26 +156,30 @@ impl Portal {
         !matches!(self, Portal::Off)
     }
 
-    /// True when the previous key stays active after a rotation, for a
-    /// person to replace it in the portal (hand-off).
+    /// True when the previous key stays active after a rotation until the
+    /// new one is seen in use: a person puts it in place (hand-off), or
+    /// nobody is told (`off`).
     pub fn keeps_previous_key(&self) -> bool {
-        matches!(self, Portal::Handoff(_))
+        !matches!(self, Portal::Api(_))
     }
 
     /// Create and Update: hands the proven `key` over for `instance`. `api`
     /// connects (compared with what the portal holds) and runs the portal's
-    /// test; hand-off notifies when something `Changed`. `checked`: the
-    /// pre-flight's summary.
+    /// test; an instance by that name that is not proven this stack's is
+    /// refused, or taken over with `instance.owner.adopt` once `adopting`
+    /// recorded it. Hand-off notifies when something `Changed`. `checked`:
+    /// the pre-flight's summary.
     pub async fn connect(
         &self,
         instance: Instance<'_>,
         key: &StoredKey,
         since: Since,
         checked: &str,
+        adopting: impl AsyncFnOnce(&RemoteInstance) -> Result<(), Error>,
         deadline: Instant,
     ) -> Result<PortalStatus, Error> {
         match self {
-            Portal::Api(api) => hand_over(api, instance, key, Then::Test, deadline).await,
+            Portal::Api(api) => hand_over(api, instance, key, Then::Test, adopting, deadline).await,
             Portal::Handoff(_) if since == Since::Unchanged => Ok(PortalStatus::new(
                 "handed-off",
                 "",
@@ -199,9 +211,11 @@ impl Portal {
         deadline: Instant,
     ) -> Result<Option<PortalStatus>, Error> {
         match self {
-            Portal::Api(api) => hand_over(api, instance, pending, Then::ConnectOnly, deadline)
-                .await
-                .map(Some),
+            Portal::Api(api) => {
+                hand_over(api, instance, pending, Then::ConnectOnly, refuse, deadline)
+                    .await
+                    .map(Some)
+            }
             Portal::Handoff(_) | Portal::Off => Ok(None),
         }
     }
@@ -223,7 +237,7 @@ impl Portal {
         };
         let tested = async {
             proven?;
-            let status = hand_over(api, instance, pending, Then::Test, deadline).await?;
+            let status = hand_over(api, instance, pending, Then::Test, refuse, deadline).await?;
             if status.status != "connected" {
                 return Err(Error::Rotation(format!(
                     "the portal's test of the pending key did not finish in time ({}); the rotation will be tried again",
@@ -238,7 +252,7 @@ impl Portal {
             Err(e) => e,
         };
         // Never leave the portal with a key that failed: give it the current one back.
-        match hand_over(api, instance, current, Then::ConnectOnly, deadline).await {
+        match hand_over(api, instance, current, Then::ConnectOnly, refuse, deadline).await {
             Ok(_) => {
                 info!(access_key_id = %current.access_key_id, "gave the portal the AWSCURRENT key back");
                 Err(failed)
@@ -250,26 +264,39 @@ impl Portal {
     }
 
     /// A rotation's finishSecret, once AWSCURRENT holds `now`: what becomes
-    /// of the previous key, which is still active. `api` and `off`: it is
-    /// retired. Hand-off: a person is told to paste the new key (once, when
-    /// the promotion happened `Now`), and the previous key stays active
-    /// until the next rotation.
+    /// of the previous key, still active. `api`: it is retired only once the
+    /// instance holds `now` and its test passed (handed over again when
+    /// not: a stack Update may have come between testSecret and
+    /// finishSecret); otherwise the step fails and nothing is retired.
+    /// Hand-off: a person is told to paste the new key (once, when the
+    /// promotion happened `Now`); hand-off and `off` keep the previous key
+    /// until the new one is seen in use.
     pub async fn after_rotation(
         &self,
         instance: Instance<'_>,
         now: &StoredKey,
         promotion: Promotion,
-        previous_key_id: &str,
+        deadline: Instant,
     ) -> Result<Previous, Error> {
         match self {
+            Portal::Api(api) => {
+                let status = hand_over(api, instance, now, Then::Test, refuse, deadline).await?;
+                if status.status != "connected" {
+                    return Err(Error::Rotation(format!(
+                        "the portal's instance does not show the new key {} working yet ({}): the previous key stays active; finishSecret is tried again",
+                        now.access_key_id, status.test
+                    )));
+                }
+                Ok(Previous::Retire)
+            }
             Portal::Handoff(handoff) if promotion == Promotion::Now => {
                 handoff.connect(&notice(instance, now, "rotated")).await?;
-                Ok(Previous::Keep(Some(format!(
-                    "hand-off sent; the previous key {previous_key_id} stays active until the next rotation"
-                ))))
+                Ok(Previous::AwaitUse(Some(
+                    "hand-off sent; the previous key stays active until the new one is seen in use"
+                        .into(),
+                )))
             }
-            Portal::Handoff(_) => Ok(Previous::Keep(None)),
-            Portal::Api(_) | Portal::Off => Ok(Previous::Retire),
+            Portal::Handoff(_) | Portal::Off => Ok(Previous::AwaitUse(None)),
         }
     }
 
@@ -296,6 +323,13 @@ impl Portal {
                 let Some(remote) = api.find(release.name, deadline).await? else {
                     return Ok("no portal instance by that name".into());
                 };
+                if release.adopted == Some(remote.id.as_str()) {
+                    info!(instance = %remote.id, name = release.name, "the portal instance was taken over, not made, by this stack: never disabled");
+                    return Ok(format!(
+                        "instance {} left enabled: this stack took it over (AdoptExistingInstance) and never disables it; it holds a key that is now deleted: connect it again in the portal",
+                        remote.id
+                    ));
+                }
                 let ours = remote
                     .access_key_id
                     .as_ref()
@@ -351,6 +385,14 @@ fn notice<'a>(instance: Instance<'a>, key: &'a StoredKey, checked: &'a str) -> h
     }
 }
 
+/// For a hand-over that never takes an instance over (a rotation's).
+async fn refuse(instance: &RemoteInstance) -> Result<(), Error> {
+    Err(Error::NotOurs(format!(
+        "the portal instance {} is not this stack's",
+        instance.id
+    )))
+}
+
 /// `api` mode: connects `instance` with `key`, then per `then` runs the
 /// portal's test.
 async fn hand_over(
@@ -358,6 +400,7 @@ async fn hand_over(
     instance: Instance<'_>,
     key: &StoredKey,
     then: Then,
+    adopting: impl AsyncFnOnce(&RemoteInstance) -> Result<(), Error>,
     deadline: Instant,
 ) -> Result<PortalStatus, Error> {
     let desired = Desired {
@@ -365,8 +408,9 @@ async fn hand_over(
         previous_name: instance.previous_name,
         connections: instance.connections,
         key,
+        owner: instance.owner,
     };
-    let (remote, connected) = api.connect(desired, deadline).await?;
+    let (remote, connected) = api.connect(desired, adopting, deadline).await?;
     if connected == Connected::Unchanged {
         info!(instance = %remote.id, "the portal instance already holds this key and works");
         return Ok(PortalStatus::new(

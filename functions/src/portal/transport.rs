@@ -12,9 +12,16 @@ use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
 use crate::error::Error;
+use crate::time::reaches;
 
 /// No attempt starts with less time than this left.
 pub const MIN_ATTEMPT: Duration = Duration::from_millis(300);
+/// The largest answer body read: the contract's answers are a few KB; a
+/// page of 100 instances, some 50 KB.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The longest pause a `Retry-After` is taken for (the invocation's
+/// deadline cuts it shorter anyway).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How patient to be with the portal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +99,7 @@ impl Failure {
     pub fn into_error(self, operation: &'static str) -> Error {
         match self {
             Failure::Final(e) => e,
-            Failure::Transient(why) => Error::Portal {
+            Failure::Transient(why) => Error::PortalUnreachable {
                 operation,
                 message: why,
             },
@@ -162,10 +169,19 @@ impl Transport {
                         .get(CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .is_some_and(|v| v.contains("html"));
-                    let text = match response.text().await {
+                    let text = match read_body(response).await {
                         Ok(t) => t,
-                        Err(e) if status.is_server_error() || e.is_timeout() => String::new(),
-                        Err(e) => {
+                        Err(Body::TooLarge) => {
+                            return Err(unexpected(
+                                operation,
+                                &format!("an answer larger than {} MiB", MAX_BODY >> 20),
+                            )
+                            .into());
+                        }
+                        Err(Body::Unreadable(e)) if status.is_server_error() || e.is_timeout() => {
+                            String::new()
+                        }
+                        Err(Body::Unreadable(e)) => {
                             return Err(unexpected(
                                 operation,
                                 &format!("unreadable body ({})", e.without_url()),
@@ -204,7 +220,7 @@ impl Transport {
                 ),
                 None => backoff.next_pause(),
             };
-            if Instant::now() + pause + MIN_ATTEMPT >= deadline {
+            if reaches(pause.saturating_add(MIN_ATTEMPT), deadline) {
                 return Err(Failure::Final(out_of_time(operation, attempts, &why)));
             }
             warn!(operation, attempts, ?pause, why = %why, "will be tried again");
@@ -213,16 +229,41 @@ impl Transport {
     }
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
+/// Why an answer's body was not read.
+enum Body {
+    TooLarge,
+    Unreadable(reqwest::Error),
+}
+
+/// The answer's body as text, read up to [`MAX_BODY`] bytes.
+async fn read_body(mut response: reqwest::Response) -> Result<String, Body> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(Body::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Body::Unreadable)? {
+        if body.len().saturating_add(chunk.len()) > MAX_BODY {
+            return Err(Body::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `Retry-After`: seconds, or an HTTP date; at most an hour.
 pub fn retry_after(value: &HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(
         at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
     )
 }
 
@@ -241,7 +282,7 @@ pub fn throttle_pause(grown: Duration, left: Duration, first: Duration) -> Durat
 /// callers do not come back in step.
 fn with_jitter(pause: Duration) -> Duration {
     let max = (pause / 10).min(Duration::from_secs(1)).as_millis() as u64;
-    pause + Duration::from_millis(fastrand::u64(0..=max.max(50)))
+    pause.saturating_add(Duration::from_millis(fastrand::u64(0..=max.max(50))))
 }
 
 /// The portal answered something the contract does not describe.
@@ -260,7 +301,7 @@ fn out_of_time(operation: &'static str, attempts: u32, last: &str) -> Error {
     } else {
         format!(", last: {last}")
     };
-    Error::Portal {
+    Error::PortalUnreachable {
         operation,
         message: format!(
             "no time left in this invocation after {attempts} attempt(s){last}; the portal may be throttled or unwell: run the operation again later"
@@ -302,6 +343,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
+        // 2^63 seconds: waited at most an hour, and no arithmetic overflows.
+        let huge = retry_after(&HeaderValue::from_static("9223372036854775808")).unwrap();
+        assert_eq!(huge, MAX_RETRY_AFTER);
+        assert!(reaches(Duration::MAX, Instant::now()));
+        assert!(with_jitter(Duration::MAX) == Duration::MAX);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use serde_json::json;
 use tracing::info;
 
+use super::OwnTrail;
+use crate::aws::Aws;
 use crate::error::Error;
 use crate::names::StackRef;
 
@@ -67,18 +69,19 @@ pub fn bucket_policy(stack: &StackRef, bucket: &str, trail_arn: &str) -> serde_j
 /// Creates the log bucket: public access blocked, encrypted, versioned,
 /// tagged, with the CloudTrail policy. Kept on Delete (audit logs).
 pub(super) async fn ensure_bucket(
-    s3: &aws_sdk_s3::Client,
-    region: &str,
+    aws: &Aws,
     stack: &StackRef,
     bucket: &str,
     trail_arn: &str,
+    want: &OwnTrail,
 ) -> Result<(), Error> {
     use aws_sdk_s3::types::{
-        BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-        PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-        ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging,
-        VersioningConfiguration,
+        BucketLocationConstraint, BucketLoggingStatus, BucketVersioningStatus,
+        CreateBucketConfiguration, LoggingEnabled, PublicAccessBlockConfiguration,
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule, Tagging, VersioningConfiguration,
     };
+    let (s3, region) = (&aws.s3, aws.region());
     let mut create = s3.create_bucket().bucket(bucket);
     if region != "us-east-1" {
         create = create.create_bucket_configuration(
@@ -147,10 +150,12 @@ pub(super) async fn ensure_bucket(
     let tags = stack
         .ownership_tags()
         .iter()
+        .copied()
+        .chain(want.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map(|(k, v)| {
             aws_sdk_s3::types::Tag::builder()
-                .key(*k)
-                .value(*v)
+                .key(k)
+                .value(v)
                 .build()
                 .expect("key and value are set")
         })
@@ -172,6 +177,31 @@ pub(super) async fn ensure_bucket(
         .send()
         .await
         .map_err(Error::aws("s3:PutBucketPolicy"))?;
+    if let Some(target) = &want.access_logs_bucket {
+        // Server access logging (S3.9, CIS 3.6), under a prefix of its own.
+        let logging = LoggingEnabled::builder()
+            .target_bucket(target)
+            .target_prefix(format!("{bucket}/"))
+            .build()
+            .expect("target bucket and prefix are set");
+        s3.put_bucket_logging()
+            .bucket(bucket)
+            .bucket_logging_status(
+                BucketLoggingStatus::builder()
+                    .logging_enabled(logging)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| Error::Aws {
+                operation: "s3:PutBucketLogging",
+                message: format!(
+                    "server access logging to TrailBucketAccessLogsBucket {target} was refused ({}): the bucket must exist in this region and let the S3 logging service write (a bucket policy for logging.s3.amazonaws.com)",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ),
+                source: Some(Box::new(e)),
+            })?;
+    }
     Ok(())
 }
 

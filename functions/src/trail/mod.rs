@@ -33,6 +33,24 @@ pub enum TrailMode {
     Ignore,
 }
 
+/// What the trail the stack creates must be (when it creates one): the
+/// CIS controls it can meet with what it is given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnTrail {
+    /// An existing bucket for its logs, instead of one the stack creates.
+    pub bucket: Option<String>,
+    /// The KMS key its log files are encrypted with (CloudTrail.2, CIS 3.5).
+    pub kms_key: Option<String>,
+    /// Delivery to CloudWatch Logs (CloudTrail.5, CIS 3.4): the log group
+    /// (its ARN ending in `:*`) and the role CloudTrail assumes to write.
+    pub cloudwatch_logs: Option<(String, String)>,
+    /// Server access logging of the bucket the stack creates, into this
+    /// bucket (S3.9, CIS 3.6).
+    pub access_logs_bucket: Option<String>,
+    /// The stack's `Tags`, besides its own.
+    pub tags: Vec<(String, String)>,
+}
+
 impl TrailMode {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +67,7 @@ pub async fn converge(
     aws: &Aws,
     stack: &StackRef,
     mode: TrailMode,
-    bucket: Option<&str>,
+    want: &OwnTrail,
     owner: &UserRef,
 ) -> Result<Coverage, Error> {
     let ct = &aws.cloudtrail;
@@ -68,6 +86,12 @@ pub async fn converge(
         Err(e) => return Err(e),
     };
     match (assess(&views, &own_arn), mode) {
+        // The stack's own trail covers: it is brought to what is asked now
+        // (a key, CloudWatch Logs, tags given in an Update).
+        (Ok(coverage), TrailMode::Ensure) if coverage.how == How::CreatedTrail => {
+            own::ensure_own_trail(aws, stack, &own_name, want, owner).await?;
+            Ok(coverage)
+        }
         (Ok(coverage), _) => Ok(coverage),
         (Err(reason), TrailMode::Ignore) => Ok(Coverage {
             how: How::NotCovered,
@@ -79,7 +103,7 @@ pub async fn converge(
         ))),
         (Err(reason), TrailMode::Ensure) => {
             info!(%reason, "no trail covers the account: creating one");
-            let arn = own::ensure_own_trail(aws, stack, &own_name, bucket, owner).await?;
+            let arn = own::ensure_own_trail(aws, stack, &own_name, want, owner).await?;
             Ok(Coverage {
                 how: How::CreatedTrail,
                 trail_arn: arn,

@@ -7,7 +7,7 @@ use aws_sdk_cloudtrail::Client;
 use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType, Tag};
 use tracing::info;
 
-use super::{bucket, survey};
+use super::{OwnTrail, bucket, survey};
 use crate::aws::Aws;
 use crate::error::Error;
 use crate::gone::{self, Removal};
@@ -59,13 +59,7 @@ pub(super) async fn adopt(
     if stack.owns(tag_pairs(&tags)) && owner_of(&tags) != Some(want.as_str()) {
         ct.add_tags()
             .resource_id(&arn)
-            .tags_list(
-                Tag::builder()
-                    .key(names::TAG_OWNER)
-                    .value(want)
-                    .build()
-                    .expect("key is set"),
-            )
+            .tags_list(tag(names::TAG_OWNER, &want))
             .send()
             .await
             .map_err(Error::aws("cloudtrail:AddTags"))?;
@@ -73,12 +67,21 @@ pub(super) async fn adopt(
     Ok(())
 }
 
-/// Creates (or repairs) the stack's own trail and starts it. Returns its ARN.
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .expect("key is set")
+}
+
+/// Creates (or repairs) the stack's own trail as `want` says, and starts
+/// it. Returns its ARN.
 pub(super) async fn ensure_own_trail(
     aws: &Aws,
     stack: &StackRef,
     name: &str,
-    bucket: Option<&str>,
+    want: &OwnTrail,
     owner: &UserRef,
 ) -> Result<String, Error> {
     let ct = &aws.cloudtrail;
@@ -91,36 +94,29 @@ pub(super) async fn ensure_own_trail(
             )));
         }
     }
-    let bucket = match bucket {
+    let bucket = match &want.bucket {
         Some(given) => {
             bucket::check_bucket(&aws.s3, given).await?;
-            given.to_string()
+            given.clone()
         }
         None => {
             let own = stack.bucket_name();
-            bucket::ensure_bucket(&aws.s3, aws.region(), stack, &own, &arn).await?;
+            bucket::ensure_bucket(aws, stack, &own, &arn, want).await?;
             own
         }
     };
+    let (logs_group, logs_role) = want
+        .cloudwatch_logs
+        .clone()
+        .map_or((None, None), |(g, r)| (Some(g), Some(r)));
+    let tags: Vec<Tag> = stack
+        .ownership_tags()
+        .iter()
+        .map(|(k, v)| tag(k, v))
+        .chain([tag(names::TAG_OWNER, &owner.owner_tag())])
+        .chain(want.tags.iter().map(|(k, v)| tag(k, v)))
+        .collect();
     if existing.is_none() {
-        let mut tags: Vec<Tag> = stack
-            .ownership_tags()
-            .iter()
-            .map(|(k, v)| {
-                Tag::builder()
-                    .key(*k)
-                    .value(*v)
-                    .build()
-                    .expect("key is set")
-            })
-            .collect();
-        tags.push(
-            Tag::builder()
-                .key(names::TAG_OWNER)
-                .value(owner.owner_tag())
-                .build()
-                .expect("key is set"),
-        );
         let created = ct
             .create_trail()
             .name(name)
@@ -128,6 +124,9 @@ pub(super) async fn ensure_own_trail(
             .is_multi_region_trail(true)
             .include_global_service_events(true)
             .enable_log_file_validation(true)
+            .set_kms_key_id(want.kms_key.clone())
+            .set_cloud_watch_logs_log_group_arn(logs_group)
+            .set_cloud_watch_logs_role_arn(logs_role)
             .set_tags_list(Some(tags))
             .send()
             .await;
@@ -144,10 +143,22 @@ pub(super) async fn ensure_own_trail(
             .s3_bucket_name(&bucket)
             .is_multi_region_trail(true)
             .include_global_service_events(true)
+            .enable_log_file_validation(true)
+            .set_kms_key_id(want.kms_key.clone())
+            .set_cloud_watch_logs_log_group_arn(logs_group)
+            .set_cloud_watch_logs_role_arn(logs_role)
             .send()
             .await
             .map_err(Error::aws("cloudtrail:UpdateTrail"))?;
-        info!(trail = %arn, "repaired the stack's trail");
+        if !want.tags.is_empty() {
+            ct.add_tags()
+                .resource_id(&arn)
+                .set_tags_list(Some(want.tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                .send()
+                .await
+                .map_err(Error::aws("cloudtrail:AddTags"))?;
+        }
+        info!(trail = %arn, "brought the stack's trail to what the stack asks");
     }
     ct.put_event_selectors()
         .trail_name(name)
