@@ -142,7 +142,10 @@ async fn a_misconfigured_function_still_answers_failed_naming_the_setting() {
             panic!("{outcome:?}")
         };
         assert_eq!(answer["status"], "FAILED");
-        assert!(answer["reason"].as_str().unwrap().contains(name), "{answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains(name),
+            "{answer}"
+        );
         assert!(w.user("defender-cloud-apps").await.is_none());
         let _ = f.stop().await;
     }

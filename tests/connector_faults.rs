@@ -183,6 +183,24 @@ async fn bad_properties_fail_clearly_and_change_nothing() {
     );
     w.ok(&delete).await;
 
+    // AND limits a later call would hit fail just as early: a UserPath so
+    // long that the user's ARN no longer fits the secret's tag, a connector
+    // name a tag cannot hold, a tag of the stack's own
+    let mut limits = w.event("create.json");
+    let props = &mut limits["ResourceProperties"];
+    props["UserPath"] = json!(format!("/{}/", "p".repeat(230)));
+    props["ConnectorName"] = json!("aws&co");
+    props["Tags"] = json!(["cloudapps:user=me"]);
+    let (answer, body) = w.run(&limits).await;
+    assert_eq!(answer.status, "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    for needle in ["user's ARN", "ConnectorName", "reserved"] {
+        assert!(reason.contains(needle), "{needle}: {reason}");
+    }
+    assert!(w.user(USER).await.is_none());
+    assert!(w.trail_names().await.is_empty());
+    assert!(w.local_policies().await.is_empty());
+
     // AND an Update with a bad property fails with the physical id unchanged
     let good = w.ok(&w.event("create.json")).await;
     let update = w.follow_up(

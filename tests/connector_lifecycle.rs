@@ -47,8 +47,17 @@ async fn create_makes_the_user_its_policy_a_proven_key_and_a_trail() {
     );
     assert_eq!(w.group_attached(USER).await, vec![policy_arn.to_string()]);
     assert_eq!(w.groups_of(USER).await, vec![format!("{USER}-cloudapps")]);
-    assert!(w.attached(USER).await.is_empty(), "nothing attached to the user");
-    let inline = w.iam.list_user_policies().user_name(USER).send().await.unwrap();
+    assert!(
+        w.attached(USER).await.is_empty(),
+        "nothing attached to the user"
+    );
+    let inline = w
+        .iam
+        .list_user_policies()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap();
     assert!(inline.policy_names().is_empty(), "no inline policy");
     let group = w.iam.get_group().group_name(format!("{USER}-cloudapps"));
     let group = group.send().await.unwrap();

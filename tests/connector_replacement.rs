@@ -159,7 +159,10 @@ async fn a_user_name_changed_by_case_only_is_the_same_user_and_is_never_deleted(
     // THEN the live user, its key and its rights are all still there
     let user = w.user("Defender").await.expect("the live user is kept");
     assert_eq!(user.user_name(), "Defender");
-    assert_eq!(w.keys("Defender").await, vec![(key.access_key_id.clone(), true)]);
+    assert_eq!(
+        w.keys("Defender").await,
+        vec![(key.access_key_id.clone(), true)]
+    );
     assert_eq!(w.group_attached("Defender").await.len(), 1);
     assert!(w.identity_of(&key).await.unwrap().ends_with("/Defender"));
     w.assert_no_leaks().await;

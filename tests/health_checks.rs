@@ -11,8 +11,8 @@ use cloudapps::config::HealthSettings;
 use cloudapps::health::{self, Check, State};
 use serde_json::{Value, json};
 use testbed::health::{
-    all_pass, attach, check, connected, detach, enable_rotation, only_fails, policy_arn, second_key,
-    set_default_document, settings, stop_trail, token,
+    all_pass, attach, check, connected, detach, enable_rotation, only_fails, policy_arn,
+    second_key, set_default_document, settings, stop_trail, token,
 };
 use testbed::{USER, World, register_rotation_function, rotation_step};
 
@@ -101,7 +101,11 @@ async fn each_broken_link_fails_exactly_its_own_check_and_nothing_is_changed() {
 
     // WHEN the user leaves its group
     let group = format!("{USER}-cloudapps");
-    let leave = w.iam.remove_user_from_group().group_name(&group).user_name(USER);
+    let leave = w
+        .iam
+        .remove_user_from_group()
+        .group_name(&group)
+        .user_name(USER);
     leave.send().await.unwrap();
     // THEN UserPolicy fails: it has none of its rights
     only_fails(
@@ -327,7 +331,11 @@ async fn a_deleted_key_then_a_deleted_user_are_named() {
 
     // WHEN the user is deleted too
     let group = format!("{USER}-cloudapps");
-    let leave = w.iam.remove_user_from_group().group_name(&group).user_name(USER);
+    let leave = w
+        .iam
+        .remove_user_from_group()
+        .group_name(&group)
+        .user_name(USER);
     leave.send().await.unwrap();
     w.iam.delete_user().user_name(USER).send().await.unwrap();
 

@@ -468,7 +468,10 @@ async fn in_handoff_mode_the_previous_key_is_retired_only_once_the_new_one_is_in
     let sent = w.notifications();
     assert_eq!(sent.len(), 3);
     assert!(
-        sent[2]["Message"].as_str().unwrap().contains(&second.access_key_id),
+        sent[2]["Message"]
+            .as_str()
+            .unwrap()
+            .contains(&second.access_key_id),
         "{sent:?}"
     );
     // AND the health check names it, once past its grace

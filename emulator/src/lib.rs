@@ -28,6 +28,12 @@
 //!   (`error` with a detail, say), as its periodic scans set it;
 //! - fault injection ([`Emulator::inject`]): an error status, an HTML page, a
 //!   slow answer or a 429 with or without `Retry-After`, per route.
+//! - what a real tenant may hold or do besides: instances of other apps, or
+//!   AWS instances connected by hand ([`Emulator::add_instance`]); `find`
+//!   ignoring its filters ([`Config::ignores_filters`]); answers in the shape
+//!   the real portal is seen to use, `state` for `status` and `{"data"}`
+//!   alone ([`Config::observed_shape`]). `find` pages by `skip`/`limit`
+//!   (100 at most).
 //!
 //! Each request is handled in this order: it is recorded, a matching fault
 //! is used, the throttle counts it, its credentials are checked, the route

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 pub use catcher::{Catcher, Caught, serve};
 pub use leaks::{assert_no_leak, capture_logs, captured_logs};
 pub use moto::{Moto, sdk_config};
-pub use portal::{PortalAuth, portal_settings, quick_portal};
+pub use portal::{PortalAuth, data, fault, portal_settings, quick_portal};
 pub use rotation::{register_rotation_function, rotation_step, start_rotation};
 pub use world::{World, function_env, test_settings};
 

@@ -59,7 +59,9 @@ impl World {
     /// throttle, the test duration or routes.
     pub async fn use_portal(&mut self, mut config: portal_emulator::Config, auth: PortalAuth) {
         let token = hex(64);
-        let (tenant, client, client_secret) = (hex(8), hex(12), hex(40));
+        // A tenant id as Entra ID gives it: a GUID, sent in the token path as it is.
+        let tenant = format!("{}-{}-4{}-8{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12));
+        let (client, client_secret) = (hex(12), hex(40));
         config.api_token = Some(token.clone());
         config.entra = Some(portal_emulator::EntraApp {
             tenant_id: tenant.clone(),
@@ -174,4 +176,18 @@ impl World {
     pub fn emulator(&self) -> &portal_emulator::Emulator {
         self.portal.as_ref().expect("use_portal first")
     }
+}
+
+/// A fault for the next `times` requests to `route`.
+pub fn fault(route: &str, kind: portal_emulator::FaultKind, times: u32) -> portal_emulator::Fault {
+    portal_emulator::Fault {
+        route: Some(route.to_string()),
+        kind,
+        times,
+    }
+}
+
+/// A value of `Data` in a CloudFormation response body.
+pub fn data<'a>(body: &'a Value, key: &str) -> &'a str {
+    body["Data"][key].as_str().unwrap_or_default()
 }

@@ -95,3 +95,25 @@ pub async fn start_rotation(w: &World, function: &str, token: &str) {
         .await
         .expect("RotateSecret");
 }
+
+/// A fresh ClientRequestToken, as Secrets Manager makes one.
+pub fn token() -> String {
+    format!(
+        "{:016x}-{:016x}-rotation",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
+}
+
+/// A whole rotation, as Secrets Manager runs it: RotateSecret with
+/// `function` and `token`, then the four steps in order; the first error
+/// stops them.
+pub async fn rotate_with(w: &World, function: &str, token: &str) -> Result<(), String> {
+    start_rotation(w, function, token).await;
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        rotation_step(w, step, token)
+            .await
+            .map_err(|e| format!("{step}: {e}"))?;
+    }
+    Ok(())
+}

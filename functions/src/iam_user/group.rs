@@ -64,6 +64,7 @@ pub async fn converge(
         .send()
         .await
         .map_err(Error::aws("iam:AddUserToGroup"))?;
+    info!(user = %user, group = %user.group_name(), "added the user to its group");
     let moved = wanted_attachments(stack, policy_arn, true);
     for arn in attached_policies(iam, &user.name).await? {
         if moved.contains(&arn) {
