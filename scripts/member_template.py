@@ -10,6 +10,7 @@ updates the functions).
 
 Usage:
   python scripts/member_template.py TEMPLATE OUT_DIR NAME=BOOTSTRAP [NAME=BOOTSTRAP ...]
+  python scripts/member_template.py -h|--help    this text, nothing else
 
 NAME is a function's binary (`connector`, `rotation`, `health`), BOOTSTRAP its built
 executable (from `sam build` or `cargo lambda build`). Writes
@@ -90,6 +91,9 @@ def member_template(template: dict, keys: dict) -> dict:
 
 
 def main() -> None:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__.strip())
+        return
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     source, out_dir, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]

@@ -52,13 +52,13 @@ fn member_template(dir: &Path) -> Value {
 }
 
 /// A Create as the member template's custom resource sends it: no
-/// ConnectorName, so each account gets its default `aws-<AccountId>`.
-fn create_event(w: &World) -> Value {
+/// ConnectorName, so each account gets its default `aws-<AccountId>`; the
+/// user's permissions boundary, the instance's.
+fn create_event(w: &World, boundary: &str) -> Value {
     let mut e = w.event("create.json");
-    e["ResourceProperties"]
-        .as_object_mut()
-        .unwrap()
-        .remove("ConnectorName");
+    let props = e["ResourceProperties"].as_object_mut().unwrap();
+    props.remove("ConnectorName");
+    props.insert("UserPermissionsBoundary".into(), json!(boundary));
     e
 }
 
@@ -158,7 +158,17 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
         );
         assert_eq!(member["topics"].as_array().unwrap().len(), 1);
         assert_eq!(member["rules"].as_array().unwrap().len(), 2, "{member}");
+        // AND the user's permissions boundary, under its own path
+        let boundaries = member["boundaries"].as_array().unwrap();
+        assert_eq!(boundaries.len(), 1, "{account}: {member}");
+        assert!(boundaries[0].as_str().unwrap().starts_with(&format!(
+            "arn:aws:iam::{account}:policy/cloudapps-boundary/"
+        )));
     }
+    let boundary = |account: &str| {
+        let member = &rollout["members"][account];
+        member["boundaries"][0].as_str().unwrap().to_string()
+    };
 
     // GIVEN one portal for the organization, throttled at 30 requests per
     // window (the minute scaled down to 10 s), and each account's stack as
@@ -191,7 +201,10 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
     }
 
     // WHEN CloudFormation sends every account's Create at once
-    let creates: Vec<Value> = worlds.iter().map(create_event).collect();
+    let creates: Vec<Value> = worlds
+        .iter()
+        .map(|w| create_event(w, &boundary(&w.account)))
+        .collect();
     let answers = join_all(
         worlds
             .iter()
@@ -225,6 +238,12 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
             instance.access_key_id,
             w.secret_key(AWSCURRENT).await.unwrap().access_key_id
         );
+        let user = w.user("defender-cloud-apps").await.unwrap();
+        let set = user.permissions_boundary().unwrap();
+        assert_eq!(
+            set.permissions_boundary_arn(),
+            Some(boundary(&w.account).as_str())
+        );
     }
     let mut created: BTreeMap<String, usize> = BTreeMap::new();
     for r in portal.requests() {
@@ -253,7 +272,9 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
     second
         .connect_portal(&portal.url, &json!({"Token": token}), "{}")
         .await;
-    let (answer, _) = second.run(&create_event(&second)).await;
+    let (answer, _) = second
+        .run(&create_event(&second, &boundary(&first.account)))
+        .await;
 
     // THEN that Create fails with why, and the portal still holds one
     // instance for the account, with its first key
@@ -302,7 +323,8 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let after: Value = serde_json::from_str(&run_python(&args)).unwrap();
 
-    // THEN no member account keeps the connector's user, functions or roles,
+    // THEN no member account keeps the connector's user, functions or roles
+    // (moto keeps a managed policy, the boundary, when it deletes a stack),
     // and the portal disabled every instance
     for w in &worlds {
         assert!(w.user("defender-cloud-apps").await.is_none());

@@ -2,12 +2,20 @@
 //! binary with exactly the role and the environment the template gives it
 //! (read from the template itself), under moto's IAM enforcement, through
 //! the whole lifecycle (Create, a rotation, a health check that repairs,
-//! an Update, Delete). moto is made
+//! an Update, Delete), with the custom resource's properties and the
+//! user's permissions boundary as the template makes them. moto is made
 //! to authorize against real resource ARNs (tests/support/moto_launcher.py),
 //! and records every request it denies: any call the code makes that the
-//! template does not allow fails these tests.
+//! template does not allow fails these tests. Two modules of this test
+//! (no entry of their own in functions/Cargo.toml): template_privilege.rs,
+//! what the connector role and the user cannot do; template_documents.rs,
+//! the template's documents read without running anything.
 
-use std::collections::BTreeSet;
+#[path = "template_documents.rs"]
+mod documents;
+#[path = "template_privilege.rs"]
+mod privilege;
+
 use std::time::Duration;
 
 use cloudapps::key_store::AWSCURRENT;
@@ -19,7 +27,9 @@ const CONNECTOR: &str = env!("CARGO_BIN_EXE_connector");
 const ROTATION: &str = env!("CARGO_BIN_EXE_rotation");
 const HEALTH: &str = env!("CARGO_BIN_EXE_health");
 const USER: &str = "defender-cloud-apps";
+const GROUP: &str = "defender-cloud-apps-cloudapps";
 const TEMPLATE: &str = "template.yaml";
+const BOTH: &str = "SecurityAuditing,SecurityConfiguration";
 /// Quick polls and retries for tests; nothing that changes what is called.
 const TUNING: [(&str, &str); 5] = [
     ("KEY_READY_POLL_MS", "50"),
@@ -29,19 +39,42 @@ const TUNING: [(&str, &str); 5] = [
     ("CFN_DEADLINE_MARGIN_MS", "2000"),
 ];
 
-/// A world in `moto` with the portal emulator (api mode) and a topic, and
-/// the template resolved for it.
-async fn deployed(moto: &Moto) -> (World, Value) {
-    let w = World::with_portal(moto).await;
-    let topic = w.create_topic("cloudapps-notify").await;
-    let parameters = json!({
+/// The parameters of a stack in api mode against `w`'s portal emulator,
+/// repair on, with `extra` on top.
+fn api_parameters(w: &World, extra: &Value) -> Value {
+    let mut parameters = json!({
         "PortalMode": "api",
         "PortalUrl": w.emulator().url,
         "PortalCredentialsSecretArn": w.portal_secret,
         "HealthRepair": "true",
     });
-    let resolved = template::resolve(TEMPLATE, &w, &parameters, &template::resources(&w, &topic));
+    for (k, v) in extra.as_object().unwrap() {
+        parameters[k] = v.clone();
+    }
+    parameters
+}
+
+/// A world in `moto` with the portal emulator (api mode) and a topic, the
+/// template resolved for it (`extra` parameters on top of api mode), and
+/// the user's permissions boundary created as CloudFormation would.
+async fn deployed_with(moto: &Moto, extra: &Value) -> (World, Value) {
+    let w = World::with_portal(moto).await;
+    let topic = w.create_topic("cloudapps-notify").await;
+    let resources = template::resources(&w, &topic);
+    let resolved = template::resolve(TEMPLATE, &w, &api_parameters(&w, extra), &resources);
+    template::put_managed_policies(&w, &resolved).await;
     (w, resolved)
+}
+
+async fn deployed(moto: &Moto) -> (World, Value) {
+    deployed_with(moto, &json!({})).await
+}
+
+/// CloudFormation's Create of the template's custom resource.
+fn create_event(w: &World, resolved: &Value) -> Value {
+    let mut create = w.event("create.json");
+    create["ResourceProperties"] = template::connector_properties(resolved);
+    create
 }
 
 /// The template's `function` as the real `binary`, signed in as the role
@@ -73,15 +106,22 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
     let health = start(&w, &resolved, HEALTH, "HealthFunction").await;
     moto.enforce_iam().await;
 
-    // WHEN CloudFormation sends Create
-    let create = w.event("create.json");
+    // WHEN CloudFormation sends Create, with the template's properties
+    let create = create_event(&w, &resolved);
     let body = send(&connector, &w, &create).await;
 
-    // THEN it succeeds: the user, its key in the secret, connected in the portal
+    // THEN it succeeds: the user, within the template's boundary, its key
+    // in the secret, connected in the portal
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     assert_eq!(body["Data"]["PortalStatus"], "connected", "{body}");
     let physical_id = body["PhysicalResourceId"].as_str().unwrap().to_string();
     moto.relax_iam().await;
+    let boundary = template::managed_policy_arn(&resolved, "UserPermissionsBoundary");
+    let user = w.user(USER).await.unwrap();
+    let set = user
+        .permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn());
+    assert_eq!(set, Some(boundary.as_str()));
     let first = w.current_key().await;
     assert!(w.identity_of(&first).await.unwrap().ends_with(USER));
     assert_eq!(
@@ -120,8 +160,8 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         w.account
     );
     w.iam
-        .detach_user_policy()
-        .user_name(USER)
+        .detach_group_policy()
+        .group_name(GROUP)
         .policy_arn(&policy)
         .send()
         .await
@@ -144,14 +184,20 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         "{outcome:?}"
     );
     moto.relax_iam().await;
-    assert_eq!(w.attached(USER).await, [policy]);
+    assert_eq!(w.group_attached(USER).await, [policy]);
 
-    // WHEN CloudFormation sends an Update (adds Security configuration)
+    // WHEN the stack is updated to add Security configuration: the boundary
+    // gets its new document, then CloudFormation sends the Update
+    let connections = json!({"Connections": BOTH});
+    let topic = w.create_topic("cloudapps-notify").await; // the same topic
+    let resources = template::resources(&w, &topic);
+    let both = template::resolve(TEMPLATE, &w, &api_parameters(&w, &connections), &resources);
+    template::put_managed_policies(&w, &both).await;
     moto.enforce_iam().await;
     let update = w.follow_up(
         "update.json",
         &physical_id,
-        &w.event("update.json")["ResourceProperties"],
+        &template::connector_properties(&both),
         Some(&create["ResourceProperties"]),
     );
     let body = send(&connector, &w, &update).await;
@@ -159,7 +205,7 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
     // THEN it succeeds and the AWS managed policies are attached
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     moto.relax_iam().await;
-    let attached = w.attached(USER).await;
+    let attached = w.group_attached(USER).await;
     assert!(
         attached
             .iter()
@@ -167,7 +213,20 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
         "{attached:?}"
     );
 
-    // WHEN CloudFormation sends Delete
+    // WHEN someone put an inline policy on the stack's group, then
+    // CloudFormation sends Delete
+    let inline = w
+        .iam
+        .put_group_policy()
+        .group_name(GROUP)
+        .policy_name("by-hand");
+    let document = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sns:ListTopics", "Resource": "*"}]});
+    inline
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .unwrap();
     moto.enforce_iam().await;
     let delete = w.follow_up(
         "delete.json",
@@ -177,11 +236,13 @@ async fn the_template_roles_suffice_for_the_whole_lifecycle_under_iam_enforcemen
     );
     let body = send(&connector, &w, &delete).await;
 
-    // THEN it succeeds and nothing the stack made is left but the log bucket
+    // THEN it succeeds and nothing the custom resource made is left but the
+    // log bucket (the boundary is the stack's, deleted after it)
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     moto.relax_iam().await;
     assert!(w.user(USER).await.is_none());
-    assert!(w.local_policies().await.is_empty());
+    assert!(w.iam.get_group().group_name(GROUP).send().await.is_err());
+    assert_eq!(w.local_policies().await, [boundary]);
     assert!(w.trail_names().await.is_empty());
     assert!(!w.emulator().instances()[0].enabled);
 
@@ -222,7 +283,7 @@ async fn a_right_missing_from_the_template_fails_the_lifecycle() {
     moto.enforce_iam().await;
 
     // WHEN CloudFormation sends Create
-    let create = w.event("create.json");
+    let create = create_event(&w, &resolved);
     let body = send(&connector, &w, &create).await;
     moto.relax_iam().await;
 
@@ -239,65 +300,4 @@ async fn a_right_missing_from_the_template_fails_the_lifecycle() {
     );
     assert!(w.secret_key(AWSCURRENT).await.is_none());
     connector.stop().await;
-}
-
-#[test]
-fn the_template_roles_grant_no_wildcard_action_and_no_wildcard_resource_but_where_aws_has_none() {
-    // GIVEN the template's roles as resolved for a stack in every mode
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let w = rt.block_on(World::new());
-    for parameters in [
-        json!({}),
-        json!({"PortalMode": "api", "PortalUrl": "https://t.portal.cloudappsecurity.com",
-               "PortalCredentialsSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:p-AbCdEf",
-               "PortalCredentialsKmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000000",
-               "SecretKmsKeyArn": format!("arn:aws:kms:us-east-1:{}:key/1f0e0d0c-0000-4000-8000-000000000000", w.account),
-               "TrailBucketName": "my-audit-logs", "HealthRepair": "true",
-               "NotificationTopicArn": format!("arn:aws:sns:us-east-1:{}:security", w.account)}),
-    ] {
-        let resolved = template::resolve(
-            TEMPLATE,
-            &w,
-            &parameters,
-            &template::resources(&w, "arn:aws:sns:us-east-1:1:t"),
-        );
-        let roles = resolved["Roles"].as_object().unwrap();
-        assert_eq!(
-            roles.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-            BTreeSet::from(["ConnectorRole", "HealthRole", "RotationRole"])
-        );
-        for (name, role) in roles {
-            assert!(
-                role.get("ManagedPolicyArns").is_none(),
-                "{name}: no managed policy"
-            );
-            for policy in role["Policies"].as_array().unwrap() {
-                for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
-                    // THEN no action is a wildcard, every statement allows
-                    let actions = as_list(&s["Action"]);
-                    assert_eq!(s["Effect"], "Allow");
-                    assert!(
-                        actions.iter().all(|a| !a.contains('*')),
-                        "{name}: {actions:?}"
-                    );
-                    // AND "*" is the resource only of what has no resource-level permission
-                    for r in as_list(&s["Resource"]) {
-                        if r == "*" {
-                            assert_eq!(actions, ["cloudtrail:DescribeTrails"], "{name}: {s}");
-                        } else {
-                            assert!(r.starts_with("arn:aws:"), "{name}: {r}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn as_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
-        _ => panic!("not a string or list: {v}"),
-    }
 }

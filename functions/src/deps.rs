@@ -11,7 +11,7 @@ use crate::aws::Aws;
 use crate::config::{FunctionConfig, PortalChoice, Settings, process_env};
 use crate::error::Error;
 use crate::notify::Topic;
-use crate::portal::Portal;
+use crate::portal::{HubLink, Portal};
 
 /// Everything a handler needs, built once per cold start.
 #[derive(Debug)]
@@ -82,5 +82,9 @@ pub fn portal(choice: PortalChoice, sdk: &SdkConfig) -> Result<Portal, Error> {
             Portal::api(settings, aws_sdk_secretsmanager::Client::new(sdk))?
         }
         PortalChoice::Handoff { topic_arn } => Portal::handoff(topic(sdk, &topic_arn)),
+        PortalChoice::Hub { event_bus } => Portal::hub(HubLink::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            event_bus.as_deref(),
+        )),
     })
 }

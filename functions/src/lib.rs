@@ -15,7 +15,10 @@
 //!   resource) and [`rotation`] (replace the key on a schedule, with zero
 //!   downtime);
 //! - [`health`]: check the whole chain on a schedule;
-//! - [`retirement`]: when a key the portal may hold can be retired.
+//! - [`retirement`]: when a key the portal may hold can be retired;
+//! - [`hub`]: the organization hub (its registrar and the organization's
+//!   health), which connects member accounts (`PORTAL_MODE=hub`) through
+//!   one portal credential.
 //!
 //! And the ground they stand on: [`config`] (every environment variable),
 //! [`deps`] (what init builds), [`aws`], [`notify`], [`cfn`] (the custom resource
@@ -32,6 +35,8 @@ pub mod deps;
 pub mod error;
 pub mod gone;
 pub mod health;
+pub mod hub;
+pub mod hub_tags;
 pub mod iam_user;
 pub mod key;
 pub mod key_store;

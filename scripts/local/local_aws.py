@@ -24,6 +24,8 @@
   table               the final table: each step's result, then what exists
                       in AWS, what the portal holds, and the coverage
 
+  -h, --help          this text, nothing else
+
 Uses boto3 from the venv (moto depends on it) and the environment run-local
 sets (AWS_ENDPOINT_URL unless against a real account, AWS_REGION,
 credentials, RUN_ACCOUNT, RUN_STACK_ID, RUN_SECRET_NAME, RUN_WORK).
@@ -268,8 +270,10 @@ def table() -> None:
 
 
 if __name__ == "__main__":
-    command = sys.argv[1]
-    if command == "catcher":
+    command = sys.argv[1] if len(sys.argv) > 1 else "--help"
+    if command in ("-h", "--help"):
+        print(__doc__.strip())
+    elif command == "catcher":
         catcher(int(sys.argv[2]))
     elif command == "prepare":
         prepare()

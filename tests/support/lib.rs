@@ -11,6 +11,8 @@
 //! - [`runtime_api`]: the Lambda Runtime API for the built binaries;
 //! - [`rotation`]: driving a rotation as Secrets Manager does;
 //! - [`health`]: a stack connected for the health check, and its runs;
+//! - [`hub`]: an organization in moto with its hub (registrar, table,
+//!   members in `PORTAL_MODE=hub`);
 //! - [`template`]: template.yaml's roles and environment, resolved;
 //! - [`leaks`]: the captured logs and the leak scan.
 //!
@@ -19,6 +21,8 @@
 pub mod account;
 pub mod catcher;
 pub mod health;
+pub mod hub;
+pub mod hub_template;
 pub mod leaks;
 pub mod moto;
 pub mod portal;

@@ -33,8 +33,9 @@
   its authorization, like every IAM action; IAMBackend gets the methods of
   the same names. boundary_permits (below) evaluates the caller's boundary,
   its user's or its role's; moto_launcher.py calls it for every request
-  under enforcement. Not done: AWS::IAM::User's PermissionsBoundary in a
-  CloudFormation template (moto ignores it).
+  under enforcement (moto_sts.py, for an AssumeRole of an existing role,
+  boundary_result: a Deny told from no Allow). Not done: AWS::IAM::User's
+  PermissionsBoundary in a CloudFormation template (moto ignores it).
 """
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.serialize import never_return, return_if_not_empty
@@ -279,17 +280,25 @@ def boundary_arn(access_key):
     return role.permissions_boundary_arn if role else None
 
 
-def boundary_permits(request, resource: str) -> bool:
-    """The caller's permissions boundary allows the request's action on the
-    resource (request: a moto IAMRequestBase): the boundary policy's default
-    version, evaluated as moto evaluates identity policies (as patched by
-    moto_launcher.py: resource ARNs, conditions); a Deny, or no Allow: no.
-    No boundary: yes; a boundary whose policy is gone allows nothing."""
+def boundary_result(request, resource: str, conditions=None) -> PermissionResult:
+    """What the caller's permissions boundary says of the request's action on
+    the resource (request: a moto IAMRequestBase): the boundary policy's
+    default version, evaluated as moto evaluates identity policies (as
+    patched by moto_launcher.py: resource ARNs, conditions: `conditions`,
+    else the request's); DENIED (a Deny), NEUTRAL (no Allow) or PERMITTED.
+    No boundary: PERMITTED; a boundary whose policy is gone allows nothing."""
     arn = boundary_arn(request._access_key)
     if not arn:
-        return True
+        return PermissionResult.PERMITTED
     policy = request.backend.managed_policies.get(arn)
     if policy is None:
-        return False
-    result = IAMPolicy(policy).is_action_permitted(request._action, resource)
-    return result == PermissionResult.PERMITTED
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(policy).is_action_permitted(
+        request._action, resource, incoming_condition_values=conditions
+    )
+
+
+def boundary_permits(request, resource: str) -> bool:
+    """The caller's permissions boundary allows the request (a Deny, or no
+    Allow: no; no boundary: yes)."""
+    return boundary_result(request, resource) == PermissionResult.PERMITTED

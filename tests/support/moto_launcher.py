@@ -9,14 +9,14 @@
 - answers cloudtrail:LookupEvents, which moto 5.2 does not implement (HTTP
   500), with an empty, read-only page of events. moto authorizes an action
   before it dispatches it, so IAM enforcement still applies to it;
-- authorizes IAM, Secrets Manager, CloudTrail, SNS and KMS calls against the
-  resource ARN AWS would use. moto 5.2.1 authorizes most actions against '*'
-  (only IAM role, sts:AssumeRole, SQS and S3 calls get a real resource:
-  BaseResponse.call_action, _determine_resource), so a statement scoped to
-  resource ARNs never matches and a least-privilege policy denies all. With
-  enforcement on (POST /moto-api/reset-auth), each request of those
-  services is checked against (see _RESOLVERS below; partition and account
-  of the request, region = its signing region):
+- authorizes IAM, Secrets Manager, CloudTrail, SNS, KMS and DynamoDB calls
+  against the resource ARN AWS would use. moto 5.2.1 authorizes most
+  actions against '*' (only IAM role, sts:AssumeRole, SQS and S3 calls get
+  a real resource: BaseResponse.call_action, _determine_resource), so a
+  statement scoped to resource ARNs never matches and a least-privilege
+  policy denies all. With enforcement on (POST /moto-api/reset-auth), each
+  request of those services is checked against (see _RESOLVERS below;
+  partition and account of the request, region = its signing region):
     iam      user{path}{UserName} (the existing user's path and name as
              spelled when created, found whatever the case of UserName; a
              user that does not exist has no path, so, as in AWS, a
@@ -32,7 +32,11 @@
              secret:{Name}-?????? (the random suffix, as AWS evaluates it);
     cloudtrail  trail/{Name|TrailName|ResourceId|ResourceIdList} (ARNs as is);
     sns      the TopicArn (or ResourceArn); CreateTopic: REGION:ACCOUNT:{Name};
-    kms      the key ARN of KeyId (key id, key ARN, alias name or alias ARN).
+    kms      the key ARN of KeyId (key id, key ARN, alias name or alias ARN);
+    dynamodb table/{TableName} (an ARN as is), the ResourceArn, the tables
+             of Batch*Item's RequestItems and Transact*Items; Query/Scan
+             with IndexName: table/{TableName}/index/{IndexName}; ListTables
+             and other calls without a table stay '*'.
   One request checked against several ARNs must be allowed on all of them.
   Policy evaluation (moto.iam.access_control.IAMPolicyStatement) gets:
     - Resource/Action wildcards as in AWS ('*' any run, '?' one character;
@@ -40,14 +44,16 @@
     - condition operators StringEquals/NotEquals(IgnoreCase), StringLike/
       NotLike, ArnEquals/Like, ArnNotEquals/NotLike (+IfExists), Null,
       evaluated against the values this launcher knows (_iam_conditions;
-      moto knows only sts:ExternalId for AssumeRole):
+      for sts:AssumeRole of an existing role, moto_sts.py's: aws:PrincipalArn,
+      aws:PrincipalAccount, aws:PrincipalOrgID, sts:ExternalId):
         iam:PolicyARN  the PolicyArn of Attach*/Detach*Policy;
         iam:PermissionsBoundary  the PermissionsBoundary of CreateUser,
              CreateRole, Put{User,Role}PermissionsBoundary; the boundary the
              user/role has for {Attach,Detach,Put,Delete}{User,Role}Policy
              and Delete{User,Role}PermissionsBoundary.
       Both are absent from any other request (S3's too) and when the
-      request or entity has none; a condition on an absent key is, as in
+      request or entity has none (so are moto_sts.py's keys when the
+      request has no value); a condition on an absent key is, as in
       AWS, false for the positive operators (StringEquals, ArnLike...: a
       statement requiring a boundary does not allow CreateUser without one)
       and ForAnyValue:, true for the negated ones (StringNotEquals...),
@@ -63,6 +69,16 @@
   same conditions); a Deny in it, or no Allow, denies. moto 5.2.1 stores a
   role's boundary and ignores it, and has no user boundaries: moto_iam.py
   adds them (below). sts:GetCallerIdentity stays always allowed.
+- decides sts:AssumeRole of a role that exists, with enforcement on, as
+  AWS does (moto_sts.py, next to this file, says how): the role's trust
+  policy must allow the caller (its user or role ARN, session ARN,
+  account or "*"; conditions as above, with aws:PrincipalOrgID from moto's
+  Organizations); the caller's identity policies must allow it too for
+  another account's role or when only the account is named; a Deny in any
+  denies. moto 5.2.1 ignores trust policies across accounts. A role that
+  does not exist keeps moto's check (identity policies and boundary): the
+  test bed enters fresh accounts through such roles. A denial is an
+  AccessDenied (403), logged as the others.
 - compares IAM names as IAM does, and adds user permissions boundaries
   (CreateUser's PermissionsBoundary, GetUser's PermissionsBoundary,
   PutUserPermissionsBoundary, DeleteUserPermissionsBoundary): moto_iam.py,
@@ -90,6 +106,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 
 import moto_iam  # noqa: E402  (this folder: IAM names without case, user boundaries)
+import moto_sts  # noqa: E402  (this folder: sts:AssumeRole and trust policies)
 
 
 def lookup_events(self: CloudTrailResponse) -> str:
@@ -273,12 +290,28 @@ def _kms(r, action: str) -> tuple:
     return [key.arn if key else f"arn:{partition}:kms:{region}:{account}:{name}"], {}
 
 
+def _dynamodb(r, action: str) -> tuple:
+    partition, account, region = _scope(r)
+    names = [r._get_param("TableName"), r._get_param("ResourceArn")]
+    names += list(r._get_param("RequestItems") or {})  # Batch{Get,Write}Item
+    for item in r._get_param("TransactItems") or []:  # Transact{Get,Write}Items
+        names += [op.get("TableName") for op in item.values() if isinstance(op, dict)]
+    arns = [
+        n if n.startswith("arn:") else f"arn:{partition}:dynamodb:{region}:{account}:table/{n}"
+        for n in names
+        if n
+    ]
+    index = r._get_param("IndexName")  # Query, Scan
+    return ([f"{arns[0]}/index/{index}"] if index and len(arns) == 1 else arns or None), {}
+
+
 _RESOLVERS = {
     "iam": _iam,
     "secretsmanager": _secretsmanager,
     "cloudtrail": _cloudtrail,
     "sns": _sns,
     "kms": _kms,
+    "dynamodb": _dynamodb,
 }
 
 # Condition values of the request being authorized, for the policy
@@ -370,22 +403,25 @@ def _holds_when_absent(operator: str, expected: list) -> bool:
 
 def _check_conditions(self, incoming_condition_values) -> bool:
     """Replaces moto's (StringEquals only). Operators of a block are ANDed,
-    keys ANDed, a key's values ORed (NORed for the negated operators)."""
+    keys ANDed, a key's values ORed (NORed for the negated operators). A key
+    of incoming_condition_values valued None is known and absent (as are
+    _KEYS_KNOWN when missing): moto_sts.py's keys of an AssumeRole."""
     known = {k.lower(): v for k, v in (incoming_condition_values or {}).items()}
     for operator, block in (self._statement.get("Condition") or {}).items():
         test = _CONDITION_OPERATORS.get(operator.removesuffix("IfExists"))
         for key, expected in block.items():
             expected = expected if isinstance(expected, list) else [expected]
             actual = known.get(key.lower())
-            if actual is None and key.lower() in _KEYS_KNOWN:
+            if actual is None and (key.lower() in _KEYS_KNOWN or key.lower() in known):
                 # A key this launcher values, absent from this request.
                 if not _holds_when_absent(operator, expected):
                     return False
                 continue
             # moto's behaviour, kept: an operator not listed above (Bool,
             # Numeric*, Date*, ForAnyValue:...) or a key for which no value
-            # is known (all but _KEYS_KNOWN and sts:ExternalId) is ignored;
-            # AWS would treat a missing key as _holds_when_absent does.
+            # is known (all but _KEYS_KNOWN, sts:ExternalId and, for an
+            # AssumeRole, moto_sts.py's) is ignored; AWS would treat a
+            # missing key as _holds_when_absent does.
             if test is None or actual is None:
                 continue
             if not test(str(actual), expected):
@@ -429,8 +465,16 @@ _moto_check_action_permitted = IAMRequestBase.check_action_permitted
 
 def _check_action_permitted(self, resource: str) -> None:
     """Wraps moto's (every service, S3 too): then the caller's permissions
-    boundary must allow it too; records a denial of either, re-raises."""
+    boundary must allow it too; sts:AssumeRole of a role that exists is
+    decided by moto_sts.py instead (its trust policy, the caller's identity
+    policies and boundary). Records a denial, re-raises."""
     try:
+        assume = self._action == "sts:AssumeRole"
+        role = moto_sts.target_role(resource) if assume else None
+        if role is not None:
+            if not moto_sts.assume_role_permitted(self, role):
+                self._raise_access_denied()
+            return
         _moto_check_action_permitted(self, resource)
         # sts:GetCallerIdentity: always allowed (moto's exception, as AWS).
         exempt = self._action == "sts:GetCallerIdentity"

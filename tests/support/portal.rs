@@ -32,6 +32,7 @@ pub fn portal_settings(url: &str, credentials_secret: &str) -> ApiSettings {
             retry_max: Duration::from_millis(800),
             test_first_poll: Duration::from_millis(100),
             test_max_poll: Duration::from_millis(400),
+            pace: Duration::ZERO,
         },
         login_url: url.to_string(),
         ..ApiSettings::new(url, credentials_secret)

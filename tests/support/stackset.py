@@ -17,10 +17,17 @@ except: a custom resource fails the whole instance (moto looks up the
 hidden stack it creates for the instance and does not find it), so
 Custom::* resources and the Outputs that read them are dropped here and
 named in the output ("dropped"); the tests run the connector's Create
-themselves. AWS::SecretsManager::Secret, ::RotationSchedule,
-AWS::SNS::Subscription, ::TopicPolicy and AWS::CloudWatch::Alarm are not
-created by moto (ignored, no error). Auto-deployment is accepted and not
-acted on; delete_stack_instances reads Accounts only.
+themselves. moto keeps an Fn::If that yields AWS::NoValue inside a list as
+a null item (AWS drops it): a policy's Statement list then fails IAM's
+validation (the user's boundary: "Syntax errors in policy"), so such list
+items are decided here, from the stack set's parameters, as CloudFormation
+decides them (named in the output: "decided"). AWS::SecretsManager::Secret,
+::RotationSchedule, AWS::SNS::Subscription, ::TopicPolicy,
+AWS::CloudWatch::Alarm and AWS::Lambda::EventInvokeConfig are not created by
+moto (ignored, no error: the member accounts hold no invoke configuration
+and no alarm). Auto-deployment is accepted and not acted on;
+delete_stack_instances reads Accounts only, and deleting a stack leaves its
+AWS::IAM::ManagedPolicy (the user's boundary) in place.
 """
 import json
 import os
@@ -28,6 +35,9 @@ import sys
 
 import boto3
 from botocore.config import Config
+from template_resolve import Stack
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
 
 REGION = "us-east-1"
 STACK_SET = "cloudapps-connector"
@@ -73,6 +83,34 @@ def without_custom_resources(template: dict) -> tuple[dict, list[str]]:
     return template, sorted(dropped)
 
 
+def without_no_value_items(template: dict, parameters: dict) -> tuple[dict, list[str]]:
+    """Each list item {"Fn::If": [condition, value, AWS::NoValue]} of the
+    resources replaced by value, or removed, as the condition decides for
+    `parameters`; returns the template and where it decided."""
+    stack = Stack(template, {"Parameters": parameters})
+    decided = []
+
+    def walk(node, where: str):
+        if isinstance(node, dict):
+            return {k: walk(v, f"{where}.{k}") for k, v in node.items()}
+        if not isinstance(node, list):
+            return node
+        out = []
+        for i, item in enumerate(node):
+            branch = item.get("Fn::If") if isinstance(item, dict) and len(item) == 1 else None
+            if isinstance(branch, list) and len(branch) == 3 and NO_VALUE in branch[1:]:
+                condition, yes, no = branch
+                item = yes if stack.condition(condition) else no
+                decided.append(f"{where}[{i}]")
+                if item == NO_VALUE:
+                    continue
+            out.append(walk(item, f"{where}[{i}]"))
+        return out
+
+    template["Resources"] = walk(template["Resources"], "Resources")
+    return template, decided
+
+
 def member_view(endpoint: str, account: str) -> dict:
     c = lambda s: client(endpoint, s, account)  # noqa: E731
     functions = []
@@ -89,6 +127,8 @@ def member_view(endpoint: str, account: str) -> dict:
                        for g in c("logs").describe_log_groups()["logGroups"]},
         "topics": [t["TopicArn"] for t in c("sns").list_topics()["Topics"]],
         "rules": [r["Name"] for r in c("events").list_rules()["Rules"]],
+        "boundaries": [p["Arn"] for p in c("iam").list_policies(
+            Scope="Local", PathPrefix="/cloudapps-boundary/")["Policies"]],
     }
 
 
@@ -116,6 +156,7 @@ def rollout(endpoint: str, template_path: str, code_dir: str, count: int, parame
                 s3.put_object(Bucket=bucket, Key=key, Body=f.read())
 
     template, dropped = without_custom_resources(template)
+    template, decided = without_no_value_items(template, parameters)
     cfn = client(endpoint, "cloudformation")
     cfn.create_stack_set(
         StackSetName=STACK_SET, TemplateBody=json.dumps(template),
@@ -134,7 +175,8 @@ def rollout(endpoint: str, template_path: str, code_dir: str, count: int, parame
     ]
     return {
         "stack_set": STACK_SET, "ou": ou, "accounts": accounts, "instances": instances,
-        "dropped": dropped, "members": {a: member_view(endpoint, a) for a in accounts},
+        "dropped": dropped, "decided": decided,
+        "members": {a: member_view(endpoint, a) for a in accounts},
     }
 
 

@@ -1,6 +1,7 @@
 //! template.yaml as CloudFormation would deploy it into a test's account:
-//! its roles (exact policies) created in moto, its functions' environment,
-//! both read from the template itself by `template_resolve.py`, so that a
+//! its roles (exact policies) and the user's permissions boundary created in
+//! moto, its functions' environment and its custom resource's properties,
+//! all read from the template itself by `template_resolve.py`, so that a
 //! test runs each function with what the template gives it and nothing more.
 
 use std::io::Write;
@@ -10,8 +11,9 @@ use serde_json::{Value, json};
 
 use crate::{REGION, World, python, root, sdk_config};
 
-/// The template resolved for one stack of `w`: `{"Roles", "Functions"}`
-/// (see tests/support/template_resolve.py). `parameters` override the
+/// The template resolved for one stack of `w`: `{"Roles", "Functions",
+/// "ManagedPolicies", "CustomResources", "Resources"}` (see
+/// tests/support/template_resolve.py). `parameters` override the
 /// template's defaults; `resources` name the physical ids of the resources
 /// the policies and the environment refer to.
 pub fn resolve(template: &str, w: &World, parameters: &Value, resources: &Value) -> Value {
@@ -49,24 +51,113 @@ pub fn resolve(template: &str, w: &World, parameters: &Value, resources: &Value)
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The physical ids a stack of `w` gives the resources its policies name:
-/// the world's secret, `topic`, the log groups and the rotation rule.
+/// The physical ids a stack of `w` gives the resources its policies, its
+/// functions and its custom resource name: the world's secret, `topic`, the
+/// functions, roles and log groups, the rotation rule, the user's
+/// permissions boundary ([`put_managed_policies`] creates it), and the
+/// trail's KMS key, log group and delivery role (named whether or not
+/// their conditions are on: the resolver reads only what the template uses).
 pub fn resources(w: &World, topic: &str) -> Value {
     let stack_name = w.stack_id.split('/').nth(1).unwrap();
+    let account = &w.account;
     let log_group = |f: &str| {
-        format!(
-            "arn:aws:logs:{REGION}:{}:log-group:/cloudapps/{stack_name}/{f}:*",
-            w.account
-        )
+        let name = format!("/cloudapps/{stack_name}/{f}");
+        let arn = format!("arn:aws:logs:{REGION}:{account}:log-group:{name}:*");
+        json!({"Ref": name, "Arn": arn})
     };
+    let function = |id: &str| {
+        let name = format!("{stack_name}-{id}-K7Q2ZB1XW3M9");
+        let arn = format!("arn:aws:lambda:{REGION}:{account}:function:{name}");
+        json!({"Ref": name, "Arn": arn})
+    };
+    // As assume_role creates them: named after their logical id.
+    let role = |id: &str| json!({"Arn": format!("arn:aws:iam::{account}:role/cloudapps/{id}")});
     json!({
         "ConnectorSecret": {"Ref": w.secret_arn},
         "NotificationTopic": {"Ref": topic},
-        "ConnectorFunctionLogs": {"Arn": log_group("connector")},
-        "RotationFunctionLogs": {"Arn": log_group("rotation")},
-        "HealthFunctionLogs": {"Arn": log_group("health")},
-        "RotationFailedRule": {"Arn": format!("arn:aws:events:{REGION}:{}:rule/{stack_name}-RotationFailedRule", w.account)},
+        "ConnectorFunctionLogs": log_group("connector"),
+        "RotationFunctionLogs": log_group("rotation"),
+        "HealthFunctionLogs": log_group("health"),
+        "TrailLogGroup": log_group("trail"),
+        "ConnectorFunction": function("ConnectorFunction"),
+        "RotationFunction": function("RotationFunction"),
+        "HealthFunction": function("HealthFunction"),
+        "ConnectorRole": role("ConnectorRole"),
+        "RotationRole": role("RotationRole"),
+        "HealthRole": role("HealthRole"),
+        "TrailDeliveryRole": role("TrailDeliveryRole"),
+        "RotationFailedRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{stack_name}-RotationFailedRule")},
+        "UserPermissionsBoundary": {"Ref": format!(
+            "arn:aws:iam::{account}:policy/cloudapps-boundary/{stack_name}-UserPermissionsBoundary-K7Q2ZB1XW3M9"
+        )},
+        "TrailKmsKey": {"Arn": format!("arn:aws:kms:{REGION}:{account}:key/7e1d2c3b-0000-4000-8000-00000000b0b0")},
     })
+}
+
+/// The resolved boundary (or other managed policy) `logical_id`'s ARN.
+pub fn managed_policy_arn(resolved: &Value, logical_id: &str) -> String {
+    let policy = &resolved["ManagedPolicies"][logical_id];
+    assert!(
+        policy.is_object(),
+        "the template has no managed policy {logical_id}"
+    );
+    policy["Arn"].as_str().unwrap().to_string()
+}
+
+/// Creates the template's managed policies (the user's permissions boundary)
+/// in `w`'s account as resolved, at the ARN [`resources`] names; one that
+/// exists gets the resolved document as a new default version, as
+/// CloudFormation updates it. Call with IAM enforcement off.
+pub async fn put_managed_policies(w: &World, resolved: &Value) {
+    for (logical_id, policy) in resolved["ManagedPolicies"].as_object().unwrap() {
+        let arn = managed_policy_arn(resolved, logical_id);
+        let document = policy["PolicyDocument"].to_string();
+        if w.iam.get_policy().policy_arn(&arn).send().await.is_err() {
+            let created = w
+                .iam
+                .create_policy()
+                .policy_name(arn.rsplit('/').next().unwrap())
+                .path(policy["Path"].as_str().unwrap_or("/"))
+                .set_description(policy["Description"].as_str().map(str::to_string))
+                .policy_document(document)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("CreatePolicy {logical_id}: {e:?}"));
+            assert_eq!(created.policy().unwrap().arn(), Some(arn.as_str()));
+            continue;
+        }
+        let versions = w.iam.list_policy_versions().policy_arn(&arn).send().await;
+        for v in versions.unwrap().versions() {
+            if !v.is_default_version() {
+                let id = v.version_id().unwrap();
+                let deleted = w
+                    .iam
+                    .delete_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(id);
+                deleted.send().await.expect("DeletePolicyVersion");
+            }
+        }
+        w.iam
+            .create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(document)
+            .set_as_default(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreatePolicyVersion {logical_id}: {e:?}"));
+    }
+}
+
+/// The connector custom resource's `ResourceProperties`, as CloudFormation
+/// sends them for the resolved template.
+pub fn connector_properties(resolved: &Value) -> Value {
+    let connector = &resolved["CustomResources"]["Connector"];
+    assert!(
+        connector.is_object(),
+        "the template has no custom resource Connector"
+    );
+    connector["Properties"].clone()
 }
 
 /// Creates the template's role `logical_id` in `w`'s account, with its path,

@@ -10,16 +10,25 @@ The context gives what CloudFormation would know:
                  "ConnectorFunctionLogs": {"Arn": "arn:..."}, ...}}
 
 and the answer holds, with every intrinsic function resolved and every
-condition evaluated:
+condition evaluated (resources whose Condition is false left out):
   {"Roles": {"ConnectorRole": {"Path", "AssumeRolePolicyDocument",
                                "Policies": [{"PolicyName", "PolicyDocument"}]}},
    "Functions": {"ConnectorFunction": {"Role": "ConnectorRole",
-                                       "Environment": {"PORTAL_MODE": ...}}}}
+                                       "Environment": {"PORTAL_MODE": ...}}},
+   "ManagedPolicies": {"UserPermissionsBoundary": {"Arn": <its Ref in the
+                       context>, "Path", "Description", "PolicyDocument"}},
+   "CustomResources": {"Connector": {"Type", "Properties"}},
+   "Resources": {"<every resource>": {"Type", "Properties"}
+                                    | {"Type", "Unresolved": "why"}}}
 
-So a test gives each function exactly the rights and the environment the
-template gives it. Anything it cannot resolve (a Ref to a resource the
-context does not name, an intrinsic it does not know) is an error: a test
-must never run with a guessed policy.
+A custom resource's Properties are as CloudFormation sends them to the
+function: numbers and booleans as strings. So a test gives each function
+exactly the rights, the environment and the event the template gives it.
+Anything it cannot resolve in Roles, Functions, ManagedPolicies and
+CustomResources (a Ref to a resource the context does not name, an
+intrinsic it does not know) is an error: a test must never run with a
+guessed policy. "Resources" is for tests that read the template's other
+resources: one that does not resolve says why instead.
 """
 import json
 import re
@@ -143,28 +152,59 @@ class Stack:
         if key == "Fn::Split":
             sep, text = arg
             return self.resolve(text).split(sep)
+        if key == "Fn::FindInMap":
+            mapping, top, second = (self.resolve(x) for x in arg)
+            try:
+                return self.template["Mappings"][mapping][str(top)][second]
+            except KeyError:
+                raise Unresolved(f"FindInMap {mapping}.{top}.{second}: no such entry") from None
         raise Unresolved(f"{key} is not supported by the test bed's resolver")
+
+
+def as_sent(value):
+    """A custom resource's property as CloudFormation sends it: scalars as
+    strings (a boolean as "true"/"false"), lists and maps kept."""
+    if isinstance(value, dict):
+        return {k: as_sent(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_sent(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def resolve_all(template: dict, stack: Stack) -> dict:
+    out: dict = {"Roles": {}, "Functions": {}, "ManagedPolicies": {},
+                 "CustomResources": {}, "Resources": {}}
+    for name, res in template["Resources"].items():
+        if "Condition" in res and not stack.condition(res["Condition"]):
+            continue
+        kind, props = res["Type"], res.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            out["Roles"][name] = stack.resolve(props)
+        elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            role = props.get("Role", {}).get("Fn::GetAtt")
+            role = role.split(".")[0] if isinstance(role, str) else (role or [None])[0]
+            env = props.get("Environment", {}).get("Variables", {})
+            out["Functions"][name] = {"Role": role, "Environment": stack.resolve(env)}
+        elif kind == "AWS::IAM::ManagedPolicy":
+            out["ManagedPolicies"][name] = {"Arn": stack.ref(name), **stack.resolve(props)}
+        elif kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+            out["CustomResources"][name] = {"Type": kind, "Properties": as_sent(stack.resolve(props))}
+        try:
+            out["Resources"][name] = {"Type": kind, "Properties": stack.resolve(props)}
+        except Unresolved as e:
+            out["Resources"][name] = {"Type": kind, "Unresolved": str(e)}
+    return out
 
 
 def main() -> None:
     template, problems = decode_str(open(sys.argv[1]).read())
     if problems:
         sys.exit(f"cannot read {sys.argv[1]}: {problems}")
-    stack = Stack(template, json.load(sys.stdin))
-    out: dict = {"Roles": {}, "Functions": {}}
+    template = json.loads(json.dumps(template))
     try:
-        for name, res in template["Resources"].items():
-            if "Condition" in res and not stack.condition(res["Condition"]):
-                continue
-            kind = res["Type"]
-            if kind == "AWS::IAM::Role":
-                out["Roles"][name] = stack.resolve(res["Properties"])
-            elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-                props = res["Properties"]
-                role = props.get("Role", {}).get("Fn::GetAtt")
-                role = role.split(".")[0] if isinstance(role, str) else (role or [None])[0]
-                env = props.get("Environment", {}).get("Variables", {})
-                out["Functions"][name] = {"Role": role, "Environment": stack.resolve(env)}
+        out = resolve_all(template, Stack(template, json.load(sys.stdin)))
     except Unresolved as e:
         sys.exit(f"template_resolve: {e}")
     json.dump(out, sys.stdout, indent=1)

@@ -10,6 +10,7 @@ use super::Connector;
 use crate::access_key;
 use crate::cfn::{Data, Request};
 use crate::error::Error;
+use crate::hub_tags;
 use crate::iam_user::{self, UserSettings};
 use crate::key::StoredKey;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretInfo};
@@ -83,6 +84,11 @@ impl Connector<'_> {
         key_store::tag_owner(&aws.secrets, &secret, stack, &tags).await?;
         let current = Box::pin(self.ensure_key(&user, &secret)).await?;
         let key = &current.key;
+        if secret.tag(hub_tags::KEY_ID) != Some(key.access_key_id.as_str()) {
+            // Which key the portal should hold: what an organization hub reads.
+            let id = [(hub_tags::KEY_ID, key.access_key_id.as_str())];
+            key_store::set_tags(&aws.secrets, &secret.arn, &id).await?;
+        }
         let checked = lifecycle::prove(self.deps, key, &user, stack, request.deadline).await?;
         if let Some(mut handed) = HandedOver::of(&secret, &key.access_key_id) {
             // We just signed with the key a person is to put in place: that

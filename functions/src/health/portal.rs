@@ -6,25 +6,64 @@ use std::time::Duration;
 
 use super::check::Verdict;
 use super::context::Context;
-use crate::portal::PortalClient;
+use crate::hub_tags::HubState;
+use crate::portal::{NotRead, PortalClient};
 use crate::time::{http_date, now_millis};
 
 /// `PortalStatus`.
 pub async fn status(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
-    ctx.deps
+    match ctx
+        .deps
         .portal
         .read(async |api| status_of(api, ctx).await)
         .await
-        .unwrap_or_else(|why| Ok(Verdict::skip(why)))
+    {
+        Ok(verdict) => verdict,
+        Err(NotRead::Skip(why)) => Ok(Verdict::skip(why)),
+        Err(NotRead::FromHub) => status_from_hub(ctx),
+    }
 }
 
 /// `PortalActivity`.
 pub async fn activity(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
-    ctx.deps
+    match ctx
+        .deps
         .portal
         .read(async |api| activity_of(api, ctx).await)
         .await
-        .unwrap_or_else(|why| Ok(Verdict::skip(why)))
+    {
+        Ok(verdict) => verdict,
+        Err(NotRead::Skip(why)) => Ok(Verdict::skip(why)),
+        Err(NotRead::FromHub) => Ok(Verdict::skip(
+            "PORTAL_MODE=hub: the organization hub checks the activity of every account at once",
+        )),
+    }
+}
+
+/// `PortalStatus` in hub mode: what the hub wrote back on the secret; no
+/// portal call (the hub reads the whole organization in one listing).
+fn status_from_hub(ctx: &Context<'_>) -> Result<Verdict, Verdict> {
+    let c = ctx.connection()?;
+    let current = ctx.current()?;
+    let hub = HubState::from_tags(c.secret.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if hub.confirms(&current.access_key_id) {
+        let tested = hub
+            .tested
+            .map_or(String::new(), |t| format!(", tested {}", http_date(t)));
+        return Ok(Verdict::pass(format!(
+            "the hub reports the instance {:?} ({}) connected with the key {}{tested}",
+            c.instance,
+            hub.instance.as_deref().unwrap_or("?"),
+            current.access_key_id
+        )));
+    }
+    let status = hub.status.map_or("no verdict yet", |s| s.as_str());
+    let detail = hub.detail.map_or(String::new(), |d| format!(": {d}"));
+    Ok(Verdict::fail(format!(
+        "the hub reports {status} for the key {} (the portal holds {}){detail}. What to do: `cloudapps org status` in the hub account says what the hub sees; it retries on its schedule",
+        current.access_key_id,
+        hub.key.as_deref().unwrap_or("no key of this account")
+    )))
 }
 
 async fn status_of(api: &PortalClient, ctx: &Context<'_>) -> Result<Verdict, Verdict> {

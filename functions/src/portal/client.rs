@@ -120,6 +120,11 @@ impl PortalClient {
         })
     }
 
+    /// How many requests this client sent so far (retries included).
+    pub fn requests_sent(&self) -> u64 {
+        self.transport.sent()
+    }
+
     pub(super) fn timings(&self) -> &Timings {
         &self.transport.timings
     }

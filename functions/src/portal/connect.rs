@@ -85,15 +85,7 @@ impl PortalClient {
         deadline: Instant,
     ) -> Result<(RemoteInstance, Connected), Error> {
         let mut adopting = Some(adopting);
-        let body = json!({
-            "appId": AWS_APP_ID,
-            "name": desired.name,
-            "connections": desired.connections,
-            "credentials": Credentials {
-                access_key_id: &desired.key.access_key_id,
-                secret_access_key: desired.key.secret_access_key.expose(),
-            },
-        });
+        let body = body(&desired);
         let t = self.timings();
         let mut backoff = Backoff::new(t.retry_first, t.retry_max);
         loop {
@@ -113,17 +105,9 @@ impl PortalClient {
                 } else if holds(&instance, &desired) {
                     return Ok((instance, Connected::Unchanged));
                 }
-                let (_, text) = self
-                    .portal(
-                        Route::Update,
-                        Method::POST,
-                        (&instance.id, ""),
-                        Some(body.clone()),
-                        deadline,
-                    )
+                let updated = self
+                    .update_instance(&instance.id, &desired, deadline)
                     .await?;
-                let updated = instance_in("update", &text)?;
-                info!(instance = %updated.id, name = desired.name, access_key_id = %desired.key.access_key_id, "portal instance updated");
                 return Ok((updated, Connected::Updated));
             }
             // A create is not re-sent blindly: after a fault, look again first.
@@ -164,6 +148,74 @@ impl PortalClient {
             }
         }
     }
+}
+
+impl PortalClient {
+    /// One `update` of the instance `id` to what `desired` asks (the
+    /// organization hub, which listed the instances already, calls it alone).
+    pub async fn update_instance(
+        &self,
+        id: &str,
+        desired: &Desired<'_>,
+        deadline: Instant,
+    ) -> Result<RemoteInstance, Error> {
+        let (_, text) = self
+            .portal(
+                Route::Update,
+                Method::POST,
+                (id, ""),
+                Some(body(desired)),
+                deadline,
+            )
+            .await?;
+        let updated = instance_in("update", &text)?;
+        info!(instance = %updated.id, name = desired.name, access_key_id = %desired.key.access_key_id, "portal instance updated");
+        Ok(updated)
+    }
+
+    /// One `create` of the instance `desired` asks, never sent twice: after
+    /// a fault or a conflict it is the caller's to look again (the hub's
+    /// next listing does).
+    pub async fn create_instance(
+        &self,
+        desired: &Desired<'_>,
+        deadline: Instant,
+    ) -> Result<RemoteInstance, Error> {
+        let url = self.route(Route::Create, "", "");
+        let sent = self
+            .call(
+                "create",
+                Method::POST,
+                &url,
+                Some(body(desired)),
+                Resend::Never,
+                deadline,
+            )
+            .await
+            .map_err(|f| f.into_error("create"))?;
+        match sent {
+            (StatusCode::CONFLICT, text) => Err(rejected("create", StatusCode::CONFLICT, &text)),
+            (_, text) => {
+                let created = instance_in("create", &text)?;
+                info!(instance = %created.id, name = desired.name, access_key_id = %desired.key.access_key_id, "portal instance created");
+                Ok(created)
+            }
+        }
+    }
+}
+
+/// The body of `create` and `update`: the only request that carries a key's
+/// secret half.
+fn body(desired: &Desired<'_>) -> serde_json::Value {
+    json!({
+        "appId": AWS_APP_ID,
+        "name": desired.name,
+        "connections": desired.connections,
+        "credentials": Credentials {
+            access_key_id: &desired.key.access_key_id,
+            secret_access_key: desired.key.secret_access_key.expose(),
+        },
+    })
 }
 
 /// The instance already is what `desired` asks, and works.

@@ -6,6 +6,9 @@
 //!   updates its credentials) and runs the portal's test;
 //! - `Handoff`: no portal write; a notification tells a person what to do
 //!   ([`handoff`]);
+//! - `Hub`: a member account of an organization whose hub connects it
+//!   ([`hub`]): nothing is written to the portal from here, the hub's
+//!   verdict comes back on the secret's tags;
 //! - `Off`: nothing is handed over.
 //!
 //! A key reaches this seam only after it authenticates and passed the
@@ -15,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod connect;
 pub mod handoff;
+pub mod hub;
 pub mod routes;
 pub mod transport;
 pub mod verification;
@@ -28,6 +32,7 @@ use tracing::info;
 pub use client::{AWS_APP_ID, Activity, ApiSettings, PortalClient, RemoteInstance};
 pub use connect::{Connected, Desired, Ownership};
 pub use handoff::Handoff;
+pub use hub::HubLink;
 pub use routes::{Route, Routes};
 pub use transport::Timings;
 pub use verification::{TestOutcome, TestState};
@@ -45,6 +50,8 @@ pub enum Portal {
     Api(Box<PortalClient>),
     /// Notify a person (SNS) instead of writing to the portal.
     Handoff(Handoff),
+    /// The organization hub connects this account.
+    Hub(HubLink),
 }
 
 /// What the portal needs to know about the instance (never the key itself).
@@ -107,6 +114,9 @@ pub enum Tested {
     Portal(PortalStatus),
     /// No portal test in this mode: the pre-flight's summary.
     Preflight(String),
+    /// The hub tests it: its verdict comes on the secret's tags (the
+    /// pre-flight's summary).
+    AwaitHub(String),
 }
 
 /// Whether AWSCURRENT moved in this finishSecret, or in an earlier try of it.
@@ -125,6 +135,17 @@ pub enum Previous {
     /// the previous key active until the new one is seen in use; what was
     /// done, if anything.
     AwaitUse(Option<String>),
+    /// Retire it once the hub's verdict on the secret confirms the new key.
+    AwaitHub,
+}
+
+/// Why [`Portal::read`] did not read the portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotRead {
+    /// Nothing to read in this mode: why.
+    Skip(&'static str),
+    /// The hub reads it: its verdict is on the secret's tags.
+    FromHub,
 }
 
 /// What Delete tells the portal side about.
@@ -150,8 +171,12 @@ impl Portal {
         Portal::Handoff(Handoff::new(topic))
     }
 
-    /// True when keys are handed to someone (the portal, or a person): a
-    /// key must then pass the pre-flight first.
+    pub fn hub(link: HubLink) -> Self {
+        Portal::Hub(link)
+    }
+
+    /// True when keys are handed to someone (the portal, the hub, or a
+    /// person): a key must then pass the pre-flight first.
     pub fn hands_keys_over(&self) -> bool {
         !matches!(self, Portal::Off)
     }
@@ -160,7 +185,7 @@ impl Portal {
     /// new one is seen in use: a person puts it in place (hand-off), or
     /// nobody is told (`off`).
     pub fn keeps_previous_key(&self) -> bool {
-        !matches!(self, Portal::Api(_))
+        matches!(self, Portal::Handoff(_) | Portal::Off)
     }
 
     /// Create and Update: hands the proven `key` over for `instance`. `api`
@@ -193,6 +218,16 @@ impl Portal {
                     &format!("not-run (hand-off notification {id})"),
                 ))
             }
+            Portal::Hub(link) => {
+                if since == Since::Changed {
+                    link.nudge("the connector changed").await;
+                }
+                Ok(PortalStatus::new(
+                    "queued",
+                    "",
+                    "not-run (the organization hub connects and tests it)",
+                ))
+            }
             Portal::Off => Ok(PortalStatus::new(
                 "not-connected (PORTAL_MODE=off)",
                 "",
@@ -216,6 +251,10 @@ impl Portal {
                     .await
                     .map(Some)
             }
+            Portal::Hub(link) => {
+                link.nudge("a rotation's pending key").await;
+                Ok(None)
+            }
             Portal::Handoff(_) | Portal::Off => Ok(None),
         }
     }
@@ -232,8 +271,14 @@ impl Portal {
         proven: Result<String, Error>,
         deadline: Instant,
     ) -> Result<Tested, Error> {
-        let Portal::Api(api) = self else {
-            return proven.map(Tested::Preflight);
+        let api = match self {
+            Portal::Api(api) => api,
+            Portal::Hub(link) => {
+                let checked = proven?;
+                link.nudge("a rotation's pending key to test").await;
+                return Ok(Tested::AwaitHub(checked));
+            }
+            Portal::Handoff(_) | Portal::Off => return proven.map(Tested::Preflight),
         };
         let tested = async {
             proven?;
@@ -297,6 +342,7 @@ impl Portal {
                 )))
             }
             Portal::Handoff(_) | Portal::Off => Ok(Previous::AwaitUse(None)),
+            Portal::Hub(_) => Ok(Previous::AwaitHub),
         }
     }
 
@@ -312,8 +358,15 @@ impl Portal {
         own_keys: impl Future<Output = Result<Option<Vec<String>>, Error>>,
         deadline: Instant,
     ) -> Result<String, Error> {
-        if matches!(self, Portal::Off) {
-            return Ok("nothing (PORTAL_MODE=off)".into());
+        match self {
+            Portal::Off => return Ok("nothing (PORTAL_MODE=off)".into()),
+            Portal::Hub(_) => {
+                return Ok(
+                    "nothing here: the hub notices the account is gone and disables its instance"
+                        .into(),
+                );
+            }
+            Portal::Api(_) | Portal::Handoff(_) => {}
         }
         let Some(keys) = own_keys.await? else {
             return Ok("nothing: the user is not this physical id's".into());
@@ -351,22 +404,23 @@ impl Portal {
                     .await?;
                 Ok(format!("hand-off notification {id}"))
             }
-            Portal::Off => Ok("nothing (PORTAL_MODE=off)".into()),
+            Portal::Off | Portal::Hub(_) => Ok("nothing (PORTAL_MODE=off)".into()),
         }
     }
 
     /// Runs `read` with the API client (`api` mode: the health check's
-    /// reads); in the other modes, why the portal is not read.
-    pub async fn read<T>(
-        &self,
-        read: impl AsyncFnOnce(&PortalClient) -> T,
-    ) -> Result<T, &'static str> {
+    /// reads); in the other modes, where the portal's state is to be read
+    /// instead, or why it is not.
+    pub async fn read<T>(&self, read: impl AsyncFnOnce(&PortalClient) -> T) -> Result<T, NotRead> {
         match self {
             Portal::Api(api) => Ok(read(api).await),
-            Portal::Handoff(_) => Err(
+            Portal::Hub(_) => Err(NotRead::FromHub),
+            Portal::Handoff(_) => Err(NotRead::Skip(
                 "PORTAL_MODE=handoff: the portal is not read; a person checks the instance there",
-            ),
-            Portal::Off => Err("PORTAL_MODE=off: nothing is handed to the portal"),
+            )),
+            Portal::Off => Err(NotRead::Skip(
+                "PORTAL_MODE=off: nothing is handed to the portal",
+            )),
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Timings {
     /// read is one of the tenant's 30 requests a minute).
     pub test_first_poll: Duration,
     pub test_max_poll: Duration,
+    /// The least time between the starts of two requests: a caller that owns
+    /// the tenant's budget (the organization hub) paces itself at it (2 s:
+    /// 30 a minute) instead of meeting 429s. Zero: no pacing.
+    pub pace: Duration,
 }
 
 impl Default for Timings {
@@ -46,6 +50,7 @@ impl Default for Timings {
             retry_max: Duration::from_secs(10),
             test_first_poll: Duration::from_secs(15),
             test_max_poll: Duration::from_secs(30),
+            pace: Duration::ZERO,
         }
     }
 }
@@ -117,6 +122,10 @@ impl From<Error> for Failure {
 pub struct Transport {
     pub http: reqwest::Client,
     pub timings: Timings,
+    /// When the next request may start (with [`Timings::pace`]).
+    next_slot: std::sync::Mutex<Instant>,
+    /// Requests sent (answered or not), for the hub's accounting.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl Transport {
@@ -126,7 +135,31 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(format!("portal HTTP client: {e}")))?;
-        Ok(Self { http, timings })
+        Ok(Self {
+            http,
+            timings,
+            next_slot: std::sync::Mutex::new(Instant::now()),
+            sent: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// How many requests were sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits for this request's slot at the pace (none without a pace).
+    async fn slot(&self) {
+        if self.timings.pace.is_zero() {
+            return;
+        }
+        let start = {
+            let mut next = self.next_slot.lock().unwrap();
+            let start = (*next).max(Instant::now());
+            *next = crate::time::add(start, self.timings.pace);
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
     }
 
     /// Sends what `request` builds (for each attempt, with that attempt's
@@ -144,6 +177,12 @@ impl Transport {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < MIN_ATTEMPT {
+                return Err(Failure::Final(out_of_time(operation, attempts - 1, "")));
+            }
+            self.slot().await;
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let left = deadline.saturating_duration_since(Instant::now());
             if left < MIN_ATTEMPT {
                 return Err(Failure::Final(out_of_time(operation, attempts - 1, "")));

@@ -16,10 +16,11 @@
 
 use std::time::Instant;
 
-use super::{Portalside, Target, current, held_by, pending};
+use super::{Portalside, Target, current, held_by, hub_state, pending};
 use crate::access_key::{self, KeyInfo};
 use crate::deps::Deps;
 use crate::error::Error;
+use crate::hub_tags;
 use crate::key::StoredKey;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::lifecycle;
@@ -85,6 +86,7 @@ pub(super) async fn create(
             &[AWSPENDING],
         )
         .await?;
+        mark_pending(deps, t, &key).await?;
         done.push(format!(
             "took up the key {} of an earlier rotation as AWSPENDING",
             key.access_key_id
@@ -92,11 +94,19 @@ pub(super) async fn create(
         return Ok(done.join("; "));
     }
     let key = lifecycle::issue(deps, &t.user, &t.secret.arn, Some(token), &[AWSPENDING]).await?;
+    mark_pending(deps, t, &key).await?;
     done.push(format!(
         "created the key {} as AWSPENDING",
         key.access_key_id
     ));
     Ok(done.join("; "))
+}
+
+/// Which key the portal should hold during the rotation: the pending one
+/// (what an organization hub reads).
+async fn mark_pending(deps: &Deps, t: &Target, key: &StoredKey) -> Result<(), Error> {
+    let id = [(hub_tags::PENDING_KEY_ID, key.access_key_id.as_str())];
+    key_store::set_tags(&deps.aws.secrets, &t.secret.arn, &id).await
 }
 
 /// Why the previous key `previous`, still active, may be deleted now; an
@@ -120,9 +130,14 @@ async fn previous_may_go(
             .await?;
         return match after {
             Previous::Retire => Ok("the portal holds the current key and its test passed".into()),
-            Previous::AwaitUse(_) => Err(Error::Rotation(
-                "no proof the portal holds the current key".into(),
-            )),
+            Previous::AwaitHub if hub_state(t).confirms(&current.access_key_id) => {
+                Ok("the hub confirms the portal holds the current key and its test passed".into())
+            }
+            Previous::AwaitHub | Previous::AwaitUse(_) => Err(Error::Rotation(format!(
+                "nothing confirms the portal holds the current key {} yet ({}): the previous key {previous} is kept and nothing was changed; rotate again once it does",
+                current.access_key_id,
+                hub_state(t).detail.unwrap_or_else(|| "no verdict".into())
+            ))),
         };
     }
     let handed = match HandedOver::of(&t.secret, &current.access_key_id) {

@@ -6,10 +6,11 @@
 
 use std::time::Instant;
 
-use super::{Portalside, Target, current, require_pending};
+use super::{Portalside, Target, current, hub_state, require_pending};
 use crate::access_key;
 use crate::deps::Deps;
 use crate::error::Error;
+use crate::hub_tags;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::lifecycle;
 use crate::names::secret_tags;
@@ -49,6 +50,13 @@ pub(super) async fn finish(
     }
     // Retire the previous key (idempotent: a retried finish gets here too).
     let now = current(deps, t).await?;
+    if t.secret.tag(hub_tags::KEY_ID) != Some(now.access_key_id.as_str()) {
+        let id = [(hub_tags::KEY_ID, now.access_key_id.as_str())];
+        key_store::set_tags(secrets, arn, &id).await?;
+    }
+    if t.secret.tag(hub_tags::PENDING_KEY_ID).is_some() {
+        key_store::remove_tags(secrets, arn, &[hub_tags::PENDING_KEY_ID]).await?;
+    }
     let previous = key_store::read(secrets, arn, AWSPREVIOUS)
         .await?
         .filter(|k| k.belongs_to(&t.user.name) && k.access_key_id != now.access_key_id);
@@ -77,6 +85,17 @@ pub(super) async fn finish(
                         previous.access_key_id
                     ));
                 }
+                Previous::AwaitHub if hub_state(t).confirms(&now.access_key_id) => {
+                    lifecycle::retire(deps, &t.user, &previous.access_key_id).await?;
+                    done.push(format!(
+                        "the hub confirms the portal holds the new key: the previous key {} is inactive",
+                        previous.access_key_id
+                    ));
+                }
+                Previous::AwaitHub => done.push(format!(
+                    "the previous key {} stays active until the hub confirms the new key (the next rotation retires it then)",
+                    previous.access_key_id
+                )),
                 Previous::AwaitUse(note) => {
                     done.extend(note);
                     if HandedOver::of(&t.secret, &now.access_key_id).is_none() {

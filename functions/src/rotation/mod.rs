@@ -32,6 +32,7 @@ use tracing::info;
 use crate::access_key;
 use crate::deps::Deps;
 use crate::error::Error;
+use crate::hub_tags::HubState;
 use crate::key::StoredKey;
 use crate::key_store::{self, AWSCURRENT, AWSPENDING};
 use crate::lifecycle::{self, Connection};
@@ -214,6 +215,11 @@ pub(super) async fn held_by(
         }
     }
     Ok(None)
+}
+
+/// What the hub wrote back on the secret (as read at the step's start).
+fn hub_state(t: &Target) -> HubState {
+    HubState::from_tags(t.secret.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// What the portal side of a step works with: the connections, and the

@@ -1,0 +1,159 @@
+//! The organization hub: one account (the management account, or a
+//! delegated security account) holds the portal's credential and connects
+//! every member account at the tenant's pace. Members (`PORTAL_MODE=hub`)
+//! hold no portal credential: each makes one role only the hub's registrar
+//! may assume, to read its connector secret and write the hub's verdict on
+//! it (`cloudapps:hub-*` tags, [`crate::hub_tags`]).
+//!
+//! - [`registrar`]: the reconciler (its decisions: [`plan`]; carried out:
+//!   [`act`]); it reaches members through [`members`] and records each
+//!   account in the [`table`];
+//! - [`org_health`]: the organization's health, one paged listing a run.
+
+pub mod act;
+pub mod members;
+pub mod org_health;
+pub mod plan;
+pub mod registrar;
+pub mod table;
+
+use std::io::Write;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::cfn::Invocation;
+use crate::config::HubSettings;
+use crate::error::Error;
+use crate::portal::PortalClient;
+use crate::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE};
+use members::Reach;
+use registrar::{Registrar, Tuning};
+use table::{Table, is_account_id};
+
+/// The hub's functions, built once at init.
+#[derive(Debug)]
+pub struct Hub {
+    pub registrar: Registrar,
+    /// A run stops this long before its invocation's deadline.
+    pub margin: Duration,
+}
+
+impl Hub {
+    /// From the settings and the function's SDK configuration.
+    pub fn new(settings: HubSettings, sdk: &SdkConfig) -> Result<Self, Error> {
+        let region = settings
+            .member_region
+            .clone()
+            .or_else(|| sdk.region().map(|r| r.to_string()))
+            .ok_or_else(|| Error::Config("AWS_REGION is not set".into()))?;
+        let tuning = Tuning {
+            test_timeout: settings.test_timeout,
+            gone_after: settings.gone_after,
+            list_share_percent: settings.list_share_percent,
+            concurrency: settings.concurrency as usize,
+            poll: settings.portal.timings.test_first_poll,
+            pace: settings.portal.timings.pace,
+        };
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        Ok(Self {
+            registrar: Registrar {
+                portal: PortalClient::new(settings.portal, secrets)?,
+                table: Table::new(aws_sdk_dynamodb::Client::new(sdk), &settings.table),
+                reach: Reach {
+                    sdk: sdk.clone(),
+                    role_name: settings.member_role,
+                    secret_name: settings.member_secret,
+                    region,
+                },
+                org: aws_sdk_organizations::Client::new(sdk),
+                tuning,
+            },
+            margin: settings.run_margin,
+        })
+    }
+
+    /// The registrar's entry point: a nudge (an event a member put on the
+    /// hub's bus) is recorded by the account EventBridge says it came from
+    /// (its `detail` is never read); then a run, unless one is under way
+    /// (the lease), which picks the nudge up.
+    pub async fn on_registrar_event(
+        &self,
+        event: &Value,
+        request_id: &str,
+        deadline_ms: u64,
+    ) -> Result<Value, Error> {
+        let invocation = Invocation::from_epoch_millis(deadline_ms, self.margin, None);
+        let deadline = crate::time::sub(invocation.deadline, invocation.margin);
+        let r = &self.registrar;
+        let mut nudged = std::collections::BTreeSet::new();
+        if let Some(account) = nudge_from(event) {
+            r.table.nudge(&account).await?;
+            nudged.insert(account);
+        }
+        let now = act::now() / 1000;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let until = now + i64::try_from(left.as_secs()).unwrap_or(0) + 60;
+        if !r.table.take_lease(request_id, now, until).await? {
+            info!("a registrar run is under way: it picks the nudge up");
+            return Ok(json!({"run": "under way elsewhere"}));
+        }
+        let report = r.run(deadline, nudged).await;
+        if let Err(e) = r.table.release_lease(request_id).await {
+            warn!(error = %e, "could not give the lease back: it runs out by itself");
+        }
+        let report = report?;
+        Ok(serde_json::to_value(report).unwrap_or_default())
+    }
+
+    /// The organization's health check's entry point: writes the run's line
+    /// (the metrics) to stdout and returns the counts.
+    pub async fn on_health_event(&self, hub_name: &str, deadline_ms: u64) -> Result<Value, Error> {
+        let invocation = Invocation::from_epoch_millis(deadline_ms, self.margin, None);
+        let deadline = crate::time::sub(invocation.deadline, invocation.margin);
+        let r = &self.registrar;
+        let health = org_health::check(&r.portal, &r.table, deadline).await?;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{}",
+            health.log_line(hub_name, crate::time::now_millis())
+        );
+        let _ = out.flush();
+        Ok(serde_json::to_value(&health).unwrap_or_default())
+    }
+}
+
+/// The account a member's nudge came from: the envelope's `account`, which
+/// EventBridge sets (a member cannot name another account there); `None`
+/// for any other event.
+pub fn nudge_from(event: &Value) -> Option<String> {
+    let is_nudge = event.get("source").and_then(Value::as_str) == Some(NUDGE_SOURCE)
+        && event.get("detail-type").and_then(Value::as_str) == Some(NUDGE_DETAIL_TYPE);
+    let account = event.get("account").and_then(Value::as_str)?;
+    (is_nudge && is_account_id(account)).then(|| account.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_envelopes_account_of_a_nudge_counts() {
+        let nudge = json!({
+            "source": NUDGE_SOURCE,
+            "detail-type": NUDGE_DETAIL_TYPE,
+            "account": "222222222222",
+            "detail": {"account": "111111111111", "secret": "arn:aws:secretsmanager:us-east-1:111111111111:secret:x"},
+        });
+        assert_eq!(nudge_from(&nudge).as_deref(), Some("222222222222"));
+        let mut other = nudge.clone();
+        other["source"] = json!("aws.events");
+        assert_eq!(nudge_from(&other), None);
+        let mut forged = nudge.clone();
+        forged["account"] = json!("not-an-account");
+        assert_eq!(nudge_from(&forged), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! The registrar: one run reconciles the organization with the portal, at
+//! the tenant's pace, until it is done or its time is up.
+//!
+//! - Desired state: each active account of the organization, looked at
+//!   through its own hub role (side by side, while the portal work goes on:
+//!   the first accounts are acted on before the last are read).
+//! - Actual state: the portal's AWS instances, one paged listing (100 a
+//!   page), taken again only to read the tests' results, within the share
+//!   of the budget `HUB_LIST_SHARE_PERCENT` gives the listings.
+//! - Accounts that nudged come first; a nudge only says "look sooner": what
+//!   is done is decided from what the hub reads itself.
+//!
+//! Nothing is lost when a run stops (its time, a fault, the portal down):
+//! the rows, the secrets and the portal say where each account is, and the
+//! next run goes on from there.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::portal::PortalClient;
+
+use super::act::{Done, act, hub_state, now};
+use super::members::{Reach, Seen};
+use super::plan::{Context, Listing, Step, decide};
+use super::table::{Row, Table, is_account_id};
+
+/// What the registrar needs.
+#[derive(Debug)]
+pub struct Registrar {
+    pub portal: PortalClient,
+    pub table: Table,
+    pub reach: Reach,
+    pub org: aws_sdk_organizations::Client,
+    pub tuning: Tuning,
+}
+
+/// The registrar's tuning (from [`crate::config::HubSettings`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    pub test_timeout: Duration,
+    pub gone_after: Duration,
+    pub list_share_percent: u32,
+    pub concurrency: usize,
+    /// The least time between two listings that only read tests' results.
+    pub poll: Duration,
+    /// The portal's pace (one request per `pace`).
+    pub pace: Duration,
+}
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// Active accounts of the organization.
+    pub accounts: usize,
+    /// Accounts acted on with portal requests.
+    pub acted: usize,
+    /// Listings taken, and their pages.
+    pub listings: usize,
+    /// Portal requests sent (retries included).
+    pub requests: u64,
+    /// Portal requests that failed.
+    pub failures: usize,
+    /// Nothing was left to do (false: the time ran out first).
+    pub settled: bool,
+}
+
+/// Consecutive failed portal requests that end a run (the portal is down,
+/// or refuses the hub's credential: the next run tries again).
+const GIVE_UP_AFTER: usize = 5;
+
+impl Registrar {
+    /// One run, until everything is settled or `deadline`. `nudged`: the
+    /// accounts to look at first.
+    pub async fn run(
+        &self,
+        deadline: Instant,
+        nudged: BTreeSet<String>,
+    ) -> Result<RunReport, Error> {
+        let sent_before = self.portal.requests_sent();
+        let accounts = self.accounts().await?;
+        let mut rows = self.table.rows().await?;
+        let mut nudged: BTreeSet<String> = nudged
+            .into_iter()
+            .filter(|a| accounts.contains(a))
+            .collect();
+        nudged.extend(self.nudges(&accounts).await);
+        let (tx, mut rx) = mpsc::channel::<(String, Seen)>(256);
+        // Accounts that left the organization are gone; the rest are looked at.
+        let left: Vec<String> = rows
+            .keys()
+            .filter(|a| !accounts.contains(*a))
+            .cloned()
+            .collect();
+        let order: Vec<String> = nudged
+            .iter()
+            .cloned()
+            .chain(accounts.iter().filter(|a| !nudged.contains(*a)).cloned())
+            .collect();
+        // Observations still to come.
+        let mut expected = left.len() + order.len();
+        let observer = tokio::spawn(look_at_all(
+            self.reach.clone(),
+            left,
+            order,
+            self.tuning.concurrency,
+            tx.clone(),
+        ));
+        let mut report = RunReport {
+            accounts: accounts.len(),
+            ..RunReport::default()
+        };
+        let mut listing = self.list(deadline, &mut report).await?;
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut work: VecDeque<String> = VecDeque::new();
+        let mut awaiting: BTreeSet<String> = BTreeSet::new();
+        let (mut acts_since_listing, mut failures_in_a_row) = (0usize, 0usize);
+        let mut nudges_read = Instant::now();
+        loop {
+            if Instant::now() >= deadline {
+                break;
+            }
+            while let Ok((account, s)) = rx.try_recv() {
+                expected = expected.saturating_sub(1);
+                queue(&mut work, &mut seen, &nudged, account, s);
+            }
+            if nudges_read.elapsed() >= Duration::from_secs(10) || work.is_empty() {
+                nudges_read = Instant::now();
+                for account in self.nudges(&accounts).await {
+                    if nudged.insert(account.clone()) {
+                        expected += 1;
+                        self.look_later(&account, &tx);
+                    }
+                }
+            }
+            let Some(account) = work.pop_front() else {
+                if expected > 0 {
+                    match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                        Ok(Some((account, s))) => {
+                            expected -= 1;
+                            queue(&mut work, &mut seen, &nudged, account, s);
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                    continue;
+                }
+                if awaiting.is_empty() {
+                    report.settled = true;
+                    break;
+                }
+                // Only tests' results are awaited: the next listing shows them.
+                let pages = listing.len().div_ceil(100).max(1) as u32;
+                let poll = self.tuning.poll.max(self.tuning.pace * pages * 4);
+                let due = listing_due(listing.taken_at, poll);
+                if crate::time::reaches(due, deadline) {
+                    break;
+                }
+                tokio::time::sleep(due).await;
+                listing = self.list(deadline, &mut report).await?;
+                acts_since_listing = 0;
+                work.extend(std::mem::take(&mut awaiting));
+                continue;
+            };
+            let pages = listing.len().div_ceil(100).max(1);
+            let share = self.tuning.list_share_percent;
+            if !awaiting.is_empty() && affordable(share, pages, acts_since_listing) {
+                listing = self.list(deadline, &mut report).await?;
+                acts_since_listing = 0;
+                work.push_front(account);
+                work.extend(std::mem::take(&mut awaiting));
+                continue;
+            }
+            let Some(s) = seen.get(&account) else {
+                continue;
+            };
+            let names = names_of(&rows);
+            let cx = Context {
+                now: now(),
+                nudged: nudged.contains(&account),
+                test_timeout: millis(self.tuning.test_timeout),
+                gone_after: millis(self.tuning.gone_after),
+                names: &names,
+            };
+            let step = decide(rows.get(&account), s, &listing, &cx);
+            if step == Step::Nothing {
+                continue;
+            }
+            let region = self.reach.region.clone();
+            let row = rows
+                .entry(account.clone())
+                .or_insert_with(|| Row::new(&account, &region));
+            let before = row.clone();
+            match s {
+                Seen::Refused(_) => {
+                    row.unreachable_since.get_or_insert(now());
+                }
+                Seen::Member(_) => row.unreachable_since = None,
+                _ => {}
+            }
+            let member = match seen.get_mut(&account) {
+                Some(Seen::Member(m)) => Some(m.as_mut()),
+                _ => None,
+            };
+            let done = act(&self.portal, step, row, member.as_deref(), deadline).await;
+            match done {
+                Done::Sent => {
+                    report.acted += 1;
+                    acts_since_listing += 2;
+                    failures_in_a_row = 0;
+                }
+                Done::Failed => {
+                    report.failures += 1;
+                    failures_in_a_row += 1;
+                }
+                Done::Quiet => {}
+            }
+            if row.status == crate::hub_tags::Status::Pending {
+                awaiting.insert(account.clone());
+            }
+            if *row != before {
+                row.updated = now();
+                self.table.put(row).await?;
+            }
+            if let Some(m) = member {
+                if let Err(e) = m.tell(&hub_state(row)).await {
+                    warn!(account = %account, error = %e, "could not write the hub's state on the member's secret");
+                }
+            }
+            if failures_in_a_row >= GIVE_UP_AFTER {
+                warn!(
+                    failures = failures_in_a_row,
+                    "the portal keeps failing: this run stops, the next goes on"
+                );
+                break;
+            }
+        }
+        observer.abort();
+        report.requests = self.portal.requests_sent() - sent_before;
+        info!(report = ?report, "registrar run");
+        Ok(report)
+    }
+
+    /// The organization's active accounts.
+    async fn accounts(&self) -> Result<BTreeSet<String>, Error> {
+        let mut accounts = BTreeSet::new();
+        let mut pages = self.org.list_accounts().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(Error::aws("organizations:ListAccounts"))?;
+            for a in page.accounts() {
+                let active = a.status().is_some_and(|s| s.as_str() == "ACTIVE");
+                if let Some(id) = a.id().filter(|id| active && is_account_id(id)) {
+                    accounts.insert(id.to_string());
+                }
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// The accounts that nudged, among `accounts`: a nudge from anywhere
+    /// else (outside the organization) is ignored, and said so.
+    async fn nudges(&self, accounts: &BTreeSet<String>) -> Vec<String> {
+        let taken = match self.table.take_nudges().await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "could not read the nudges: the accounts are looked at anyway");
+                return Vec::new();
+            }
+        };
+        taken
+            .into_iter()
+            .filter(|a| {
+                let ours = accounts.contains(a);
+                if !ours {
+                    warn!(account = %a, "a nudge from an account outside the organization: ignored");
+                }
+                ours
+            })
+            .collect()
+    }
+
+    /// Looks at `account` again, in the background.
+    fn look_later(&self, account: &str, tx: &mpsc::Sender<(String, Seen)>) {
+        let (reach, tx, account) = (self.reach.clone(), tx.clone(), account.to_string());
+        tokio::spawn(async move {
+            let seen = reach.look(&account).await;
+            let _ = tx.send((account, seen)).await;
+        });
+    }
+
+    /// One paged listing of the portal's AWS instances.
+    async fn list(&self, deadline: Instant, report: &mut RunReport) -> Result<Listing, Error> {
+        let taken_at = now();
+        let instances = self.portal.list(None, deadline).await?;
+        report.listings += 1;
+        Ok(Listing::new(taken_at, instances))
+    }
+}
+
+/// True when a listing of `pages` after `acts` requests of work keeps the
+/// listings within `percent` of the requests.
+fn affordable(percent: u32, pages: usize, acts: usize) -> bool {
+    let share = percent.clamp(1, 99) as usize;
+    acts * share >= pages * (100 - share)
+}
+
+/// Says the accounts that `left` the organization are gone, then looks at
+/// every account of `order`, `concurrency` at a time.
+async fn look_at_all(
+    reach: Reach,
+    left: Vec<String>,
+    order: Vec<String>,
+    concurrency: usize,
+    tx: mpsc::Sender<(String, Seen)>,
+) {
+    for account in left {
+        let gone = Seen::Gone("the account left the organization".into());
+        if tx.send((account, gone)).await.is_err() {
+            return;
+        }
+    }
+    let mut seen = futures_util::stream::iter(order)
+        .map(|account| {
+            let reach = reach.clone();
+            async move {
+                let s = reach.look(&account).await;
+                (account, s)
+            }
+        })
+        .buffered(concurrency.max(1));
+    while let Some(item) = seen.next().await {
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn queue(
+    work: &mut VecDeque<String>,
+    seen: &mut HashMap<String, Seen>,
+    nudged: &BTreeSet<String>,
+    account: String,
+    s: Seen,
+) {
+    seen.insert(account.clone(), s);
+    work.retain(|a| *a != account);
+    if nudged.contains(&account) {
+        work.push_front(account);
+    } else {
+        work.push_back(account);
+    }
+}
+
+/// Which account's row holds each instance name.
+fn names_of(rows: &std::collections::BTreeMap<String, Row>) -> HashMap<String, String> {
+    rows.values()
+        .filter(|r| !r.name.is_empty() && r.status != crate::hub_tags::Status::Disabled)
+        .map(|r| (r.name.clone(), r.account.clone()))
+        .collect()
+}
+
+/// How long until a listing taken at `taken_at` may be taken again.
+fn listing_due(taken_at: i64, poll: Duration) -> Duration {
+    let next = taken_at.saturating_add(millis(poll));
+    Duration::from_millis(u64::try_from(next.saturating_sub(now())).unwrap_or(0))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listings_keep_to_their_share_of_the_budget() {
+        let share = affordable;
+        // 10 pages (1,000 accounts) at 5 %: after 190 requests of work.
+        assert!(!share(5, 10, 189) && share(5, 10, 190));
+        assert!(share(5, 1, 19) && !share(5, 1, 18));
+        assert!(listing_due(now() - 60_000, Duration::from_secs(15)).is_zero());
+    }
+}

@@ -1,0 +1,412 @@
+//! The organization hub in moto: an organization of 8 member accounts and
+//! its hub (support/hub.rs), the members' connectors in `PORTAL_MODE=hub`,
+//! the registrar run in-process against one portal emulator throttled at
+//! 30 requests per scaled minute. Rollout, a key that fails the portal's
+//! test, the pace, a rotation with the zero-downtime probe, accounts
+//! deleted (queued, and connected), the hub and the portal down then
+//! catching up, nudges and forged input.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use cloudapps::hub_tags::{self, HubState, Status};
+use portal_emulator::FaultKind;
+use serde_json::json;
+use testbed::hub::Org;
+use testbed::{
+    Moto, USER, World, data, fault, register_rotation_function, rotation_step, start_rotation,
+};
+
+const MEMBERS: usize = 8;
+const WINDOW: Duration = Duration::from_millis(1500);
+const RUN: Duration = Duration::from_secs(60);
+
+async fn hub_state(w: &World) -> HubState {
+    let info = cloudapps::key_store::describe(&w.secrets, &w.secret_arn)
+        .await
+        .unwrap();
+    HubState::from_tags(info.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_rolls_out_through_the_hub_at_the_tenants_pace() {
+    // A budget the rollout's requests need several windows of.
+    let org = Org::with_budget(Moto::shared(), MEMBERS, Duration::from_secs(1), 5).await;
+    let bodies = org.create_all().await;
+    for body in &bodies {
+        assert_eq!(data(body, "PortalStatus"), "queued", "{body}");
+    }
+    assert!(
+        org.emulator.requests().is_empty(),
+        "no member Create calls the portal"
+    );
+    // One account's key fails the portal's test: its trail stopped logging.
+    let failing = &org.members[3];
+    let trail = failing.trail_names().await.pop().unwrap();
+    failing
+        .cloudtrail
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+
+    let hub = org.hub();
+    let reports = org.settle(&hub, RUN).await;
+    let rows = org.rows(&hub).await;
+    assert_eq!(rows.len(), MEMBERS);
+    for w in &org.members {
+        let row = &rows[&w.account];
+        let state = hub_state(w).await;
+        let key = w.current_key().await.access_key_id;
+        if w.account == failing.account {
+            assert_eq!(row.status, Status::Error, "{row:?}");
+            assert!(row.detail.contains("test failed"), "{}", row.detail);
+            assert_eq!(state.status, Some(Status::Error));
+        } else {
+            assert_eq!(row.status, Status::Connected, "{row:?}");
+            assert!(state.confirms(&key), "{state:?}");
+            assert!(state.tested.is_some());
+        }
+        assert_eq!(row.key_id.as_deref(), Some(key.as_str()));
+        assert_eq!(state.instance, row.instance);
+    }
+    let instances = org.emulator.instances();
+    assert_eq!(instances.len(), MEMBERS);
+    assert_eq!(
+        instances.iter().filter(|i| i.status == "connected").count(),
+        MEMBERS - 1
+    );
+    // The pace: never throttled, never more than the budget in any minute,
+    // two requests an account (create, test) and the listings; no test
+    // polled one by one.
+    let requests = org.emulator.requests();
+    let routes: Vec<&str> = requests.iter().filter_map(|r| r.route.as_deref()).collect();
+    assert_eq!(org.emulator.throttled(), 0, "{routes:?}");
+    assert!(org.busiest_window() <= org.limit as usize);
+    let (first, last) = (requests.first().unwrap().at, requests.last().unwrap().at);
+    let windows = (routes.len() as u32).div_ceil(org.limit) - 1;
+    assert!(
+        last - first >= org.window * windows,
+        "{:?} for {} requests",
+        last - first,
+        routes.len()
+    );
+    assert_eq!(routes.iter().filter(|r| **r == "create").count(), MEMBERS);
+    assert_eq!(routes.iter().filter(|r| **r == "test").count(), MEMBERS);
+    assert!(
+        !routes.contains(&"test_result") && !routes.contains(&"status"),
+        "{routes:?}"
+    );
+    let listings: usize = reports.iter().map(|r| r.listings).sum();
+    assert_eq!(routes.len(), 2 * MEMBERS + listings, "{routes:?}");
+    // A run with nothing to do settles at once, with one listing.
+    let again = org.settle(&hub, RUN).await;
+    assert_eq!(
+        (again.len(), again[0].acted, again[0].listings),
+        (1, 0, 1),
+        "{again:?}"
+    );
+    // The organization's health: one listing, the counts.
+    let health = hub.on_health_event("test-hub", 60_000).await.unwrap();
+    assert_eq!(
+        (health["connected"].as_u64(), health["error"].as_u64()),
+        (Some(7), Some(1)),
+        "{health}"
+    );
+    assert_eq!(health["requests"], 1);
+    for w in &org.members {
+        w.assert_no_leaks().await;
+    }
+}
+
+/// The zero-downtime probe of one member: the portal's instance of the
+/// account holds an active key of its user, and is not in error.
+async fn probe(org: &Org, w: &World, when: &str) {
+    let name = format!("aws-{}", w.account);
+    let instance = org
+        .emulator
+        .instances()
+        .into_iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{when}: the account's instance"));
+    assert!(instance.enabled, "{when}");
+    let keys = w.keys(USER).await;
+    assert!(
+        keys.contains(&(instance.access_key_id.clone(), true)),
+        "{when}: the portal holds {}, not an active key of the user ({keys:?})",
+        instance.access_key_id
+    );
+    assert_ne!(
+        instance.status, "error",
+        "{when}: {}",
+        instance.status_detail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_in_hub_mode_waits_for_the_hub_and_keeps_zero_downtime() {
+    let org = Org::new(Moto::shared(), MEMBERS, WINDOW).await;
+    org.create_all().await;
+    let hub = org.hub();
+    org.settle(&hub, RUN).await;
+    let w = &org.members[0];
+    let before = w.current_key().await;
+    let function = register_rotation_function(w).await;
+    let token = testbed::rotation::token();
+    start_rotation(w, &function, &token).await;
+    for step in ["createSecret", "setSecret"] {
+        rotation_step(w, step, &token).await.unwrap();
+        probe(&org, w, step).await;
+    }
+    // Without the hub, testSecret fails at its deadline and the old key stays.
+    let alone = tokio::time::timeout(
+        Duration::from_secs(90),
+        rotation_step(w, "testSecret", &token),
+    )
+    .await
+    .unwrap();
+    let err = alone.unwrap_err();
+    assert!(err.contains("has not confirmed the pending key"), "{err}");
+    assert!(
+        w.keys(USER)
+            .await
+            .contains(&(before.access_key_id.clone(), true))
+    );
+    probe(&org, w, "a testSecret the hub did not confirm").await;
+    // With the hub running beside it, testSecret passes once the portal's
+    // test of the pending key passed.
+    let (tested, runs) = tokio::join!(
+        rotation_step(w, "testSecret", &token),
+        org.settle(&hub, RUN)
+    );
+    let said = tested.unwrap();
+    assert!(said.contains("its test passed"), "{said}");
+    assert!(runs.iter().any(|r| r.acted == 1), "{runs:?}");
+    probe(&org, w, "testSecret").await;
+    rotation_step(w, "finishSecret", &token).await.unwrap();
+    probe(&org, w, "finishSecret").await;
+    let after = w.current_key().await;
+    assert_ne!(after.access_key_id, before.access_key_id);
+    let state = hub_state(w).await;
+    assert!(state.confirms(&after.access_key_id), "{state:?}");
+    org.settle(&hub, RUN).await;
+    probe(&org, w, "the next registrar run").await;
+    let rows = org.rows(&hub).await;
+    assert_eq!(
+        rows[&w.account].key_id.as_deref(),
+        Some(after.access_key_id.as_str())
+    );
+    // The others were not touched.
+    assert_eq!(
+        org.emulator
+            .instances()
+            .iter()
+            .filter(|i| i.status == "connected")
+            .count(),
+        MEMBERS
+    );
+}
+
+/// What CloudFormation does once a member stack's Delete is through: the
+/// connector's Delete, then the secret and the hub role go with the stack.
+async fn delete_member(w: &World) {
+    w.ok(&w.event("delete.json")).await;
+    w.secrets
+        .delete_secret()
+        .secret_id(&w.secret_arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    w.iam
+        .delete_role_policy()
+        .role_name(testbed::hub::MEMBER_ROLE)
+        .policy_name("hub")
+        .send()
+        .await
+        .unwrap();
+    w.iam
+        .delete_role()
+        .role_name(testbed::hub::MEMBER_ROLE)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_deleted_leave_nothing_enabled_in_the_portal() {
+    let org = Org::new(Moto::shared(), MEMBERS, WINDOW).await;
+    org.create_all().await;
+    let (queued, connected) = (&org.members[1], &org.members[2]);
+    // Deleted while still queued: the hub never connected it.
+    delete_member(queued).await;
+    let hub = org.hub_with(|s| s.gone_after = Duration::ZERO);
+    org.settle(&hub, RUN).await;
+    let name = |w: &World| format!("aws-{}", w.account);
+    assert!(
+        org.emulator
+            .instances()
+            .iter()
+            .all(|i| i.name != name(queued))
+    );
+    assert!(!org.rows(&hub).await.contains_key(&queued.account));
+    // Deleted once connected: its instance still holds its key, and is disabled.
+    delete_member(connected).await;
+    org.settle(&hub, RUN).await;
+    let instances = org.emulator.instances();
+    let gone = instances
+        .iter()
+        .find(|i| i.name == name(connected))
+        .unwrap();
+    assert!(!gone.enabled, "{gone:?}");
+    assert_eq!(
+        org.rows(&hub).await[&connected.account].status,
+        Status::Disabled
+    );
+    let enabled = instances.iter().filter(|i| i.enabled).count();
+    assert_eq!(enabled, MEMBERS - 2);
+    // Disabled once: the next run asks nothing of the portal.
+    let quiet = org.settle(&hub, RUN).await;
+    assert_eq!(quiet[0].acted, 0, "{quiet:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_and_the_portal_down_only_delay_the_work() {
+    let org = Org::new(Moto::shared(), MEMBERS, WINDOW).await;
+    // The hub is down while the members are created: they wait, queued.
+    org.create_all().await;
+    // The portal fails the first run: it stops without losing anything.
+    org.emulator
+        .inject(fault("create", FaultKind::Status(503), 5));
+    let hub = org.hub();
+    let failed = hub
+        .registrar
+        .run(Instant::now() + RUN, BTreeSet::new())
+        .await
+        .unwrap();
+    assert!(!failed.settled && failed.failures == 5, "{failed:?}");
+    assert!(org.emulator.instances().is_empty());
+    let rows = org.rows(&hub).await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows.values().all(|r| r.status == Status::Pending),
+        "{rows:?}"
+    );
+    // The portal is back: the next runs connect every account once.
+    org.settle(&hub, RUN).await;
+    let instances = org.emulator.instances();
+    assert_eq!(
+        instances.len(),
+        MEMBERS,
+        "one instance per account, never two"
+    );
+    assert!(instances.iter().all(|i| i.status == "connected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudges_and_tags_are_never_taken_on_trust() {
+    let org = Org::new(Moto::shared(), MEMBERS, WINDOW).await;
+    org.create_all().await;
+    let hub = org.hub();
+    org.settle(&hub, RUN).await;
+    let (a, b) = (&org.members[0], &org.members[1]);
+    let a_before = hub_state(a).await;
+    let a_instance = org
+        .emulator
+        .instances()
+        .into_iter()
+        .find(|i| i.name == format!("aws-{}", a.account))
+        .unwrap();
+    // B's secret names A's instance, and claims A's key.
+    let tag = |k: &str, v: &str| {
+        aws_sdk_secretsmanager::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+    };
+    b.secrets
+        .tag_resource()
+        .secret_id(&b.secret_arn)
+        .tags(tag(
+            cloudapps::names::secret_tags::INSTANCE,
+            &format!("aws-{}", a.account),
+        ))
+        .send()
+        .await
+        .unwrap();
+    // An event from B that names A's secret in its detail, and one from
+    // an account outside the organization.
+    let event = |account: &str| {
+        json!({
+            "source": cloudapps::portal::hub::NUDGE_SOURCE,
+            "detail-type": cloudapps::portal::hub::NUDGE_DETAIL_TYPE,
+            "account": account,
+            "detail": {"secret": a.secret_arn, "account": a.account, "status": "connected"},
+        })
+    };
+    let deadline = testbed::hub::epoch_millis_in(RUN);
+    hub.on_registrar_event(&event(&b.account), "run-1", deadline)
+        .await
+        .unwrap();
+    hub.on_registrar_event(&event("999999999999"), "run-2", deadline)
+        .await
+        .unwrap();
+    let rows = org.rows(&hub).await;
+    assert!(!rows.contains_key("999999999999"));
+    assert_eq!(rows[&b.account].status, Status::Error);
+    assert!(
+        rows[&b.account].detail.contains(&a.account),
+        "{}",
+        rows[&b.account].detail
+    );
+    assert_eq!(hub_state(a).await, a_before, "nothing changed in A");
+    let a_now = org
+        .emulator
+        .instances()
+        .into_iter()
+        .find(|i| i.id == a_instance.id)
+        .unwrap();
+    assert_eq!(a_now.access_key_id, a_instance.access_key_id);
+    // B claims A's key id: the value it holds is read, and does not match.
+    b.secrets
+        .tag_resource()
+        .secret_id(&b.secret_arn)
+        .tags(tag(
+            cloudapps::names::secret_tags::INSTANCE,
+            &format!("aws-{}", b.account),
+        ))
+        .tags(tag(
+            hub_tags::PENDING_KEY_ID,
+            &a.current_key().await.access_key_id,
+        ))
+        .send()
+        .await
+        .unwrap();
+    org.settle(&hub, RUN).await;
+    let rows = org.rows(&hub).await;
+    assert_eq!(
+        rows[&b.account].status,
+        Status::Error,
+        "{:?}",
+        rows[&b.account]
+    );
+    assert!(
+        rows[&b.account]
+            .detail
+            .contains("could not read the account's key"),
+        "{}",
+        rows[&b.account].detail
+    );
+    let a_now = org
+        .emulator
+        .instances()
+        .into_iter()
+        .find(|i| i.id == a_instance.id)
+        .unwrap();
+    assert_eq!(
+        a_now.access_key_id, a_instance.access_key_id,
+        "A's instance keeps A's key"
+    );
+    assert!(org.emulator.secrets_seen().iter().all(|s| !s.is_empty()));
+}
