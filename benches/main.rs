@@ -1,19 +1,26 @@
 //! The benchmarks: cold start against a Python peer, peak memory, package
-//! size, the key-readiness wait, org-scale throughput through one portal,
-//! and API calls per Create and per rotation. Run by `./scripts/bench`
+//! size, the key-readiness wait, org-scale throughput through one portal
+//! (direct mode, and through the organization hub), and API calls per
+//! Create and per rotation. Run by `./scripts/bench`
 //! (see BENCHMARKS.md), which builds what they measure first. Prints a
 //! table and writes it as JSON; every figure names its target.
 //!
 //! `cargo bench --bench benchmarks -- [--accounts N] [--concurrency C]
 //! [--window-ms W] [--portal-test-s T] [--samples S] [--key-rounds R] [--only a,b]
+//! [--hub-window-ms W] [--hub-reference R] [--hub-schedule-offset-min M]
 //! [--bins DIR] [--zips DIR] [--out FILE]`; sections: size, calls, memory,
-//! cold, keys, org.
+//! cold, keys, org, hub. `--accounts`, `--concurrency` and `--portal-test-s`
+//! serve org and hub alike; `--window-ms` is org's, `--hub-window-ms` hub's.
 
 use testbed as support;
 
 mod aws_proxy;
 mod calls;
 mod cold_start;
+mod hub_figures;
+mod hub_lambda;
+mod hub_org;
+mod hub_scale;
 mod key_wait;
 mod org_scale;
 mod report;
@@ -31,6 +38,7 @@ use support::Moto;
 struct Args {
     sections: Vec<String>,
     scale: org_scale::Scale,
+    hub: hub_scale::HubScale,
     samples: usize,
     key_rounds: usize,
     bins: PathBuf,
@@ -38,7 +46,7 @@ struct Args {
     out: PathBuf,
 }
 
-const SECTIONS: [&str; 6] = ["size", "calls", "memory", "cold", "keys", "org"];
+const SECTIONS: [&str; 7] = ["size", "calls", "memory", "cold", "keys", "org", "hub"];
 
 fn parse_args() -> Result<Args, String> {
     let root = support::root();
@@ -49,6 +57,11 @@ fn parse_args() -> Result<Args, String> {
             portal_test: Duration::from_secs(60),
             concurrency: 10,
             window: Duration::from_millis(3000),
+        },
+        hub: hub_scale::HubScale {
+            window: Duration::from_millis(6000),
+            reference: 100,
+            schedule_offset_min: 0.0,
         },
         samples: 20,
         key_rounds: 3,
@@ -75,6 +88,16 @@ fn parse_args() -> Result<Args, String> {
                 a.scale.portal_test = Duration::from_secs(number(value()?)? as u64)
             }
             "--window-ms" => a.scale.window = Duration::from_millis(number(value()?)? as u64),
+            "--hub-window-ms" => a.hub.window = Duration::from_millis(number(value()?)? as u64),
+            "--hub-reference" => a.hub.reference = number(value()?)?,
+            "--hub-schedule-offset-min" => {
+                let v = value()?;
+                a.hub.schedule_offset_min = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|m| (0.0..=15.0).contains(m))
+                    .ok_or(format!("{flag} takes minutes from 0 to 15, not {v:?}"))?;
+            }
             "--samples" => a.samples = number(value()?)?,
             "--key-rounds" => a.key_rounds = number(value()?)?,
             "--bins" => a.bins = value()?.into(),
@@ -161,6 +184,9 @@ async fn main() {
     }
     if on("org") {
         org_scale::run(&args.scale, &mut report).await;
+    }
+    if on("hub") {
+        hub_scale::run(&args.scale, &args.hub, &mut report).await;
     }
     let document = report.json(run_facts());
     if let Some(dir) = args.out.parent() {

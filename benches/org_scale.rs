@@ -138,6 +138,14 @@ pub async fn run(scale: &Scale, report: &mut Report) {
     let portal: Vec<_> = requests.iter().filter(|r| r.route.is_some()).collect();
     let admitted = portal.iter().filter(|r| r.status != 429).count();
     let throttled = portal.len() - admitted;
+    // Answered requests by route (`find`: the listings that look for an
+    // account's instance by its name).
+    let mut routes = std::collections::BTreeMap::new();
+    for r in portal.iter().filter(|r| r.status != 429) {
+        *routes
+            .entry(r.route.clone().unwrap_or_default())
+            .or_insert(0usize) += 1;
+    }
     // With a rolling window, `admitted` requests need at least
     // (⌈admitted / limit⌉ − 1) windows between the first and the last.
     let windows = admitted.div_ceil(LIMIT as usize).saturating_sub(1);
@@ -261,6 +269,7 @@ pub async fn run(scale: &Scale, report: &mut Report) {
             "failure_reasons": reasons.iter().take(5).collect::<Vec<_>>(),
             "portal_requests_answered": admitted,
             "portal_requests_throttled": throttled,
+            "routes": routes,
             "total_ms": total.as_millis() as u64,
             "bound_ms": bound.as_millis() as u64,
             "portal_span_ms": span.as_millis() as u64,

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use cloudapps::health::{Check, State};
 use cloudapps::hub_tags::{self, HubState, Status};
 use portal_emulator::FaultKind;
 use serde_json::json;
@@ -409,4 +410,49 @@ async fn nudges_and_tags_are_never_taken_on_trust() {
         "A's instance keeps A's key"
     );
     assert!(org.emulator.secrets_seen().iter().all(|s| !s.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_health_check_reads_the_hubs_verdict_and_never_the_portal() {
+    let org = Org::new(Moto::shared(), 2, WINDOW).await;
+    org.create_all().await;
+    let (ok, failing) = (&org.members[0], &org.members[1]);
+    let trail = failing.trail_names().await.pop().unwrap();
+    failing
+        .cloudtrail
+        .stop_logging()
+        .name(&trail)
+        .send()
+        .await
+        .unwrap();
+    let hub = org.hub();
+    org.settle(&hub, RUN).await;
+    let sent = org.emulator.requests().len();
+    let state = |report: &cloudapps::health::Report, check: Check| {
+        let c = report
+            .checks
+            .iter()
+            .find(|c| c.check == check)
+            .unwrap()
+            .clone();
+        (c.state, c.detail)
+    };
+    testbed::health::enable_rotation(ok).await;
+    let report = testbed::health::check(ok, &testbed::health::settings(ok, false)).await;
+    let (status, detail) = state(&report, Check::PortalStatus);
+    assert_eq!(status, State::Pass, "{detail}");
+    assert!(detail.contains("the hub reports"), "{detail}");
+    assert_eq!(state(&report, Check::PortalActivity).0, State::Skip);
+    let report = testbed::health::check(failing, &testbed::health::settings(failing, false)).await;
+    let (status, detail) = state(&report, Check::PortalStatus);
+    assert_eq!(status, State::Fail, "{detail}");
+    assert!(
+        detail.contains("error") && detail.contains("cloudapps org status"),
+        "{detail}"
+    );
+    assert_eq!(
+        org.emulator.requests().len(),
+        sent,
+        "a member's health check calls no portal"
+    );
 }

@@ -133,8 +133,8 @@ fn the_credential_secret_is_read_by_the_hubs_two_roles_only() {
             "{reader}: {document}"
         );
     }
-    // An administrator of the hub account, its root user, a member's role
-    // and the connector roles of the hub's own member stack are denied.
+    // An administrator of the hub account, its root user, another role of
+    // the stack's path, an IAM user and a member's hub role are denied.
     for other in [
         format!("arn:aws:iam::{ACCOUNT}:role/Admin"),
         format!("arn:aws:iam::{ACCOUNT}:root"),
@@ -211,19 +211,25 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
             "dynamodb:Scan"
         ])
     );
-    for (action, resources) in allowed(&r, "RegistrarRole")
-        .into_iter()
-        .chain(allowed(&r, "OrgHealthRole"))
-    {
-        let want: Vec<String> = match action.split(':').next().unwrap() {
-            "organizations" => vec!["*".into()],
-            "sts" => vec!["arn:aws:iam::*:role/org-hub-reader".into()],
-            "dynamodb" => vec![table.clone()],
-            "secretsmanager" => vec![SECRET.into()],
-            _ => resources.clone(),
-        };
-        assert_eq!(resources, want, "{action}");
-        assert!(action != "*" && !resources.is_empty());
+    // Each on what the stack names; "*" only where AWS has no
+    // resource-level permission (ListAccounts).
+    for (role, logs) in [
+        ("RegistrarRole", "registrar"),
+        ("OrgHealthRole", "org-health"),
+    ] {
+        for (action, resources) in allowed(&r, role) {
+            let want = match action.split(':').next().unwrap() {
+                "logs" => format!(
+                    "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/cloudapps/cloudapps-hub/{logs}:*"
+                ),
+                "organizations" => "*".into(),
+                "sts" => "arn:aws:iam::*:role/org-hub-reader".into(),
+                "dynamodb" => table.clone(),
+                "secretsmanager" => SECRET.into(),
+                other => panic!("{role}: {other}"),
+            };
+            assert_eq!(resources, [want], "{role}: {action}");
+        }
     }
     // Lambda alone assumes them, for this account's functions.
     for role in ["RegistrarRole", "OrgHealthRole"] {

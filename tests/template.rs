@@ -6,13 +6,16 @@
 //! user's permissions boundary as the template makes them. moto is made
 //! to authorize against real resource ARNs (tests/support/moto_launcher.py),
 //! and records every request it denies: any call the code makes that the
-//! template does not allow fails these tests. Two modules of this test
+//! template does not allow fails these tests. Three modules of this test
 //! (no entry of their own in functions/Cargo.toml): template_privilege.rs,
 //! what the connector role and the user cannot do; template_documents.rs,
-//! the template's documents read without running anything.
+//! the template's documents read without running anything; template_hub.rs,
+//! the same in hub mode (the member of the organization hub).
 
 #[path = "template_documents.rs"]
 mod documents;
+#[path = "template_hub.rs"]
+mod hub;
 #[path = "template_privilege.rs"]
 mod privilege;
 

@@ -128,7 +128,7 @@ fn resource<'a>(resolved: &'a Value, name: &str) -> &'a Value {
     &r["Properties"]
 }
 
-fn as_list(v: &Value) -> Vec<String> {
+pub(super) fn as_list(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
@@ -138,7 +138,7 @@ fn as_list(v: &Value) -> Vec<String> {
 
 /// IAM's wildcard match of `pattern` against `value`: `*` any run, `?` one
 /// character, without case (action names are case-insensitive).
-fn glob(pattern: &str, value: &str) -> bool {
+pub(super) fn glob(pattern: &str, value: &str) -> bool {
     let (p, v): (Vec<char>, Vec<char>) = (
         pattern.to_lowercase().chars().collect(),
         value.to_lowercase().chars().collect(),
@@ -411,8 +411,13 @@ fn the_health_check_alarms_when_it_fails_and_when_it_does_not_run() {
 fn the_template_roles_grant_no_wildcard_action_and_no_wildcard_resource_but_where_aws_has_none() {
     // GIVEN the template's roles as resolved for a stack in every mode
     let (_rt, w) = world();
+    let hub = json!({"PortalMode": "hub",
+        "HubRegistrarRoleArn": "arn:aws:iam::111122223333:role/cloudapps-registrar",
+        "OrganizationId": "o-a1b2c3d4e5",
+        "HubEventBusArn": "arn:aws:events:us-east-1:111122223333:event-bus/cloudapps-hub"});
     for parameters in [
         json!({}),
+        hub,
         json!({"PortalMode": "api", "PortalUrl": "https://t.portal.cloudappsecurity.com",
                "PortalCredentialsSecretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:p-AbCdEf",
                "PortalCredentialsKmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000000",
@@ -422,9 +427,13 @@ fn the_template_roles_grant_no_wildcard_action_and_no_wildcard_resource_but_wher
     ] {
         let stack = resolved(&w, &parameters);
         let roles = stack["Roles"].as_object().unwrap();
+        let mut want = BTreeSet::from(["ConnectorRole", "HealthRole", "RotationRole"]);
+        if parameters["PortalMode"] == "hub" {
+            want.insert("HubAccessRole");
+        }
         assert_eq!(
             roles.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-            BTreeSet::from(["ConnectorRole", "HealthRole", "RotationRole"])
+            want
         );
         for (name, role) in roles {
             assert!(

@@ -25,14 +25,6 @@ pub async fn sdk(region: Option<&str>) -> Result<SdkConfig, Failure> {
     Ok(sdk)
 }
 
-/// Whether a service error means "not allowed".
-pub fn access_denied(code: &str, status: Option<u16>) -> bool {
-    matches!(
-        code,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
-    ) || status == Some(403)
-}
-
 /// The connector's stack, as DescribeStacks shows it.
 #[derive(Clone, Debug)]
 pub struct Stack {

@@ -1,5 +1,5 @@
-//! The command tree. Groups (`portal`; `org` to come) hold subcommands of
-//! one subject; the stack commands stand at the top.
+//! The command tree. Groups (`portal`, `org`) hold subcommands of one
+//! subject; the stack commands stand at the top.
 
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ AWS credentials and region are yours, found as the AWS CLI finds them (environme
 #[command(
     name = "cloudapps",
     version,
-    about = "Operate the Defender for Cloud Apps connector of an AWS account: check the portal's contract, see the connector's state, run its health checks, rotate its key.",
+    about = "Operate the Defender for Cloud Apps connector of an AWS account: check the portal's contract, see the connector's state, run its health checks, rotate its key; see the organization through its hub.",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -58,6 +58,29 @@ pub enum Command {
     /// Rotate the connector's access key now, and follow the four steps until AWSCURRENT moves.
     #[command(after_help = EXIT_CODES)]
     Rotate(RotateArgs),
+
+    /// The organization hub: every member account as the hub records it.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Every member account from the hub's table (run with credentials of the hub's account): status, instance, key age, last test, detail; the counts per status. Exit 1 when any account is in error.
+    #[command(after_help = EXIT_CODES)]
+    Status(OrgStatusArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("hub").required(true).args(["table", "stack"])))]
+pub struct OrgStatusArgs {
+    /// The hub's DynamoDB table (the hub stack's TableName output).
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// The hub's CloudFormation stack (its TableName output is read).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

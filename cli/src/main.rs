@@ -1,7 +1,7 @@
 //! `cloudapps`: the operator command of the Defender for Cloud Apps
 //! connector. It uses the library the functions use (`cloudapps`), with the
 //! caller's AWS credentials and region. See `cloudapps --help` and
-//! docs/day-two.md.
+//! README.md, "Day two".
 
 mod aws;
 mod b64;
@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod contract;
 mod logs;
+mod org;
 mod out;
 mod outcome;
 mod probe;
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde_json::json;
 
-use cli::{Cli, Command, PortalCommand};
+use cli::{Cli, Command, OrgCommand, PortalCommand};
 use out::Out;
 use outcome::{Exit, Outcome};
 
@@ -63,5 +64,6 @@ async fn run(cli: &Cli, out: &Out) -> Outcome {
         Command::Status(args) => status::run(args, region, out).await,
         Command::Check(args) => check::run(args, region, out).await,
         Command::Rotate(args) => rotate::run(args, region, out).await,
+        Command::Org(OrgCommand::Status(args)) => org::status(args, region, out).await,
     }
 }

@@ -90,6 +90,12 @@ where
     let operation = operation.to_string();
     move |err| {
         let text = cloudapps::text::scrub(&DisplayErrorContext(&err).to_string());
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("loading credentials") || lower.contains("no credentials") {
+            return Failure::usage(format!(
+                "{operation}: no AWS credentials could be loaded: give them as for the AWS CLI (AWS_PROFILE, `aws sso login`, the environment, an instance role)"
+            ));
+        }
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.code().unwrap_or_default().to_string();
         let exit = match &err {
@@ -101,11 +107,10 @@ where
             {
                 Exit::Unreachable
             }
-            _ if text.contains("credentials") && text.contains("provider") => Exit::Usage,
             SdkError::DispatchFailure(_) => Exit::Unreachable,
             _ => Exit::Usage,
         };
-        let hint = if crate::aws::access_denied(&code, status) {
+        let hint = if access_denied(&code, status) {
             " (your AWS credentials lack this permission)"
         } else {
             ""
@@ -115,4 +120,12 @@ where
             message: format!("{operation} failed{hint}: {text}"),
         }
     }
+}
+
+/// Whether a service error means "not allowed".
+fn access_denied(code: &str, status: Option<u16>) -> bool {
+    matches!(
+        code,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
+    ) || status == Some(403)
 }

@@ -284,6 +284,19 @@ async fn exit_codes_say_whose_problem_it_is() {
     let run = cloudapps(w, &no_region, &["status", "--stack", &d.name]).await;
     assert_eq!(run.code, 2, "{}", run.shown());
     assert!(run.stderr.contains("--region"), "{}", run.shown());
+    // no credentials at all: 2
+    let no_credentials: Vec<_> = env
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("AWS_ACCESS_KEY")
+                && !k.starts_with("AWS_SECRET")
+                && !k.starts_with("AWS_SESSION")
+        })
+        .cloned()
+        .collect();
+    let run = cloudapps(w, &no_credentials, &d.args(&["status"])).await;
+    assert_eq!(run.code, 2, "{}", run.shown());
+    assert!(run.stderr.contains("no AWS credentials"), "{}", run.shown());
     // AWS unreachable: 3
     let closed = support::env(w, Some("http://127.0.0.1:9"), &[]);
     let run = cloudapps(w, &closed, &d.args(&["status"])).await;

@@ -1,9 +1,10 @@
 //! An organization in moto with its hub: the hub (management) account, its
 //! Organizations organization with member accounts, in each member the
 //! connector in `PORTAL_MODE=hub` with its secret by the fixed name and the
-//! role only the hub's registrar may assume; in the hub, the tenant's
-//! credential, the table and the registrar, against one portal emulator
-//! throttled at 30 requests per scaled minute.
+//! role only the hub's registrar may assume (template.yaml's `HubAccessRole`,
+//! created exactly as the template resolves it in hub mode); in the hub, the
+//! tenant's credential, the table and the registrar, against one portal
+//! emulator throttled at 30 requests per scaled minute.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use cloudapps::hub::table::Row;
 use cloudapps::portal::{HubLink, Portal};
 use serde_json::{Value, json};
 
-use crate::{Moto, REGION, World, portal_settings, sdk_config, test_settings};
+use crate::{Moto, REGION, World, portal_settings, sdk_config, template, test_settings};
 
 /// The member's secret, by the name the member template gives it in hub mode.
 pub const MEMBER_SECRET: &str = "cloudapps/connector-key";
@@ -36,6 +37,9 @@ pub struct Org {
     pub hub: World,
     pub org_id: String,
     pub members: Vec<World>,
+    /// template.yaml resolved for each member's stack (hub mode), in the
+    /// order of `members`.
+    pub member_templates: Vec<Value>,
     pub emulator: portal_emulator::Emulator,
     /// The scaled minute of the portal's budget.
     pub window: Duration,
@@ -98,7 +102,11 @@ impl Org {
         let registrar_role_arn = format!("arn:aws:iam::{}:role/{REGISTRAR_ROLE}", hub.account);
         let mut worlds = Vec::new();
         for id in &ids {
-            worlds.push(member(moto, id, &registrar_role_arn, &org_id).await);
+            worlds.push(member(moto, id).await);
+        }
+        let member_templates = member_stacks(&worlds, &registrar_role_arn, &org_id);
+        for (w, resolved) in worlds.iter().zip(&member_templates) {
+            template::create_role(w, resolved, "HubAccessRole").await;
         }
         let token = format!("{:064x}", fastrand::u128(..));
         let emulator = portal_emulator::Emulator::start(portal_emulator::Config {
@@ -131,6 +139,7 @@ impl Org {
             hub,
             org_id,
             members: worlds,
+            member_templates,
             emulator,
             window,
             limit,
@@ -223,9 +232,49 @@ impl Org {
     }
 }
 
-/// A member account: the connector in hub mode, its secret by the fixed
-/// name, and the role the registrar assumes.
-async fn member(moto: &Moto, account: &str, registrar: &str, org_id: &str) -> World {
+/// The template's parameters of a member stack in hub mode: the hub's
+/// registrar role, the organization; no bus (the in-process connector does
+/// not nudge).
+pub fn member_parameters(registrar_role_arn: &str, org_id: &str) -> Value {
+    json!({
+        "PortalMode": "hub",
+        "HubRegistrarRoleArn": registrar_role_arn,
+        "OrganizationId": org_id,
+    })
+}
+
+/// template.yaml resolved for the member stack of each world in hub mode
+/// (`member_parameters`), in one run of the resolver. Checks what the
+/// hub relies on: the secret's fixed name, the role's name and path.
+pub fn member_stacks(members: &[World], registrar_role_arn: &str, org_id: &str) -> Vec<Value> {
+    let stacks: Vec<(&World, Value, Value)> = members
+        .iter()
+        .map(|w| {
+            let topic = format!("arn:aws:sns:{REGION}:{}:cloudapps-notify", w.account);
+            let parameters = member_parameters(registrar_role_arn, org_id);
+            (w, parameters, template::resources(w, &topic))
+        })
+        .collect();
+    let resolved = template::resolve_each("template.yaml", &stacks);
+    for r in &resolved {
+        assert_eq!(r["ParameterErrors"], json!([]));
+        for (name, rule) in r["Rules"].as_object().unwrap() {
+            assert_eq!(rule["Failed"], json!([]), "{name}: {rule}");
+        }
+        let secret = &r["Resources"]["ConnectorSecret"]["Properties"];
+        assert_eq!(secret["Name"], MEMBER_SECRET, "{secret}");
+        let role = &r["Roles"]["HubAccessRole"];
+        assert_eq!(
+            (&role["RoleName"], &role["Path"]),
+            (&json!(MEMBER_ROLE), &json!("/"))
+        );
+    }
+    resolved
+}
+
+/// A member account: the connector in hub mode and its secret by the fixed
+/// name (its hub role: [`member_stacks`], [`template::create_role`]).
+async fn member(moto: &Moto, account: &str) -> World {
     let stack_id = format!(
         "arn:aws:cloudformation:{REGION}:{account}:stack/StackSet-cloudapps-{:08x}/{:08x}-0000-4000-8000-{:012x}",
         fastrand::u32(..),
@@ -241,42 +290,7 @@ async fn member(moto: &Moto, account: &str, registrar: &str, org_id: &str) -> Wo
         Portal::hub(HubLink::new(events, None)),
     )
     .unwrap();
-    let trust = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"AWS": registrar},
-        "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}},
-    }]});
-    w.iam
-        .create_role()
-        .role_name(MEMBER_ROLE)
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .unwrap();
-    w.iam
-        .put_role_policy()
-        .role_name(MEMBER_ROLE)
-        .policy_name("hub")
-        .policy_document(member_role_policy(&w.secret_arn).to_string())
-        .send()
-        .await
-        .unwrap();
     w
-}
-
-/// What a member's hub role may do: read its connector secret, and write
-/// the hub's tags on it, nothing else.
-pub fn member_role_policy(secret_arn: &str) -> Value {
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow",
-         "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-         "Resource": secret_arn},
-        {"Effect": "Allow",
-         "Action": ["secretsmanager:TagResource", "secretsmanager:UntagResource"],
-         "Resource": secret_arn,
-         "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["cloudapps:hub-*"]}}},
-    ]})
 }
 
 async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {

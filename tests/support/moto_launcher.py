@@ -50,8 +50,13 @@
         iam:PermissionsBoundary  the PermissionsBoundary of CreateUser,
              CreateRole, Put{User,Role}PermissionsBoundary; the boundary the
              user/role has for {Attach,Detach,Put,Delete}{User,Role}Policy
-             and Delete{User,Role}PermissionsBoundary.
-      Both are absent from any other request (S3's too) and when the
+             and Delete{User,Role}PermissionsBoundary;
+        aws:TagKeys  of a Secrets Manager request only: the keys of
+             TagResource's and CreateSecret's Tags, UntagResource's
+             TagKeys (a list: ForAllValues:/ForAnyValue: with the operators
+             below; a plain operator holds when one value matches), absent
+             from its other requests (another service's stays unknown).
+      The first two are absent from any other request (S3's too) and when the
       request or entity has none (so are moto_sts.py's keys when the
       request has no value); a condition on an absent key is, as in
       AWS, false for the positive operators (StringEquals, ArnLike...: a
@@ -233,17 +238,23 @@ def _iam(r, action: str) -> tuple:
 def _secretsmanager(r, action: str) -> tuple:
     partition, account, region = _scope(r)
     base = f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+    # aws:TagKeys: the tag keys the request writes or removes (None: absent).
+    if action == "UntagResource":
+        keys = r._get_param("TagKeys") or []
+    else:  # TagResource, CreateSecret
+        keys = [t.get("Key") for t in r._get_param("Tags") or [] if isinstance(t, dict)]
+    conditions = {"aws:TagKeys": [str(k) for k in keys] or None}
     if action == "CreateSecret":
         # AWS evaluates CreateSecret against the ARN to be, random suffix
         # included: "secret:NAME-*" and "secret:NAME-??????" both match.
-        return [f"{base}{r._get_param('Name')}-??????"], {}
+        return [f"{base}{r._get_param('Name')}-??????"], conditions
     secret_id = r._get_param("SecretId")
     if not secret_id:
-        return None, {}  # ListSecrets, GetRandomPassword, BatchGetSecretValue
+        return None, conditions  # ListSecrets, GetRandomPassword, BatchGetSecretValue
     secret = secretsmanager_backends[account][r.region].secrets.get(secret_id)
     if secret is not None:
-        return [secret.arn], {}
-    return [secret_id if secret_id.startswith("arn:") else base + secret_id], {}
+        return [secret.arn], conditions
+    return [secret_id if secret_id.startswith("arn:") else base + secret_id], conditions
 
 
 _TRAIL_NAME_ACTIONS = {
@@ -408,7 +419,16 @@ def _check_conditions(self, incoming_condition_values) -> bool:
     _KEYS_KNOWN when missing): moto_sts.py's keys of an AssumeRole."""
     known = {k.lower(): v for k, v in (incoming_condition_values or {}).items()}
     for operator, block in (self._statement.get("Condition") or {}).items():
-        test = _CONDITION_OPERATORS.get(operator.removesuffix("IfExists"))
+        # ForAllValues:/ForAnyValue: apply the operator to each value of a
+        # multi-valued key (aws:TagKeys).
+        qualifier, _, base = operator.rpartition(":")
+        test = _CONDITION_OPERATORS.get(base.removesuffix("IfExists"))
+        if test is not None and qualifier in ("ForAllValues", "ForAnyValue"):
+            test = _for_all_values(test) if qualifier == "ForAllValues" else _for_any_value(test)
+        elif qualifier:
+            test = None
+        elif test is not None:  # a plain operator on a multi-valued key: one value
+            test = _for_any_value(test)
         for key, expected in block.items():
             expected = expected if isinstance(expected, list) else [expected]
             actual = known.get(key.lower())
@@ -418,15 +438,27 @@ def _check_conditions(self, incoming_condition_values) -> bool:
                     return False
                 continue
             # moto's behaviour, kept: an operator not listed above (Bool,
-            # Numeric*, Date*, ForAnyValue:...) or a key for which no value
+            # Numeric*, Date*...) or a key for which no value
             # is known (all but _KEYS_KNOWN, sts:ExternalId and, for an
             # AssumeRole, moto_sts.py's) is ignored; AWS would treat a
             # missing key as _holds_when_absent does.
             if test is None or actual is None:
                 continue
-            if not test(str(actual), expected):
+            if not test(actual, expected):
                 return False
     return True
+
+
+def _for_all_values(test):
+    """ForAllValues:OP: every value of the request's key satisfies OP."""
+    return lambda actual, expected: all(
+        test(str(a), expected) for a in (actual if isinstance(actual, list) else [actual]))
+
+
+def _for_any_value(test):
+    """ForAnyValue:OP: at least one value of the request's key satisfies OP."""
+    return lambda actual, expected: any(
+        test(str(a), expected) for a in (actual if isinstance(actual, list) else [actual]))
 
 
 _moto_statement_permits = IAMPolicyStatement.is_action_permitted

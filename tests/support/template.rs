@@ -17,8 +17,27 @@ use crate::{REGION, World, python, root, sdk_config};
 /// template's defaults; `resources` name the physical ids of the resources
 /// the policies and the environment refer to.
 pub fn resolve(template: &str, w: &World, parameters: &Value, resources: &Value) -> Value {
+    run_resolver(template, &context(w, parameters, resources))
+}
+
+/// The template resolved for one stack of each world, in one run of the
+/// resolver (the template read once): `(world, parameters, resources)` as
+/// for [`resolve`].
+pub fn resolve_each(template: &str, stacks: &[(&World, Value, Value)]) -> Vec<Value> {
+    let contexts: Vec<Value> = stacks
+        .iter()
+        .map(|(w, parameters, resources)| context(w, parameters, resources))
+        .collect();
+    match run_resolver(template, &Value::Array(contexts)) {
+        Value::Array(answers) if answers.len() == stacks.len() => answers,
+        other => panic!("template_resolve.py answered {other}"),
+    }
+}
+
+/// What CloudFormation knows of a stack of `w`.
+fn context(w: &World, parameters: &Value, resources: &Value) -> Value {
     let stack_name = w.stack_id.split('/').nth(1).unwrap();
-    let context = json!({
+    json!({
         "Parameters": parameters,
         "Pseudo": {
             "AWS::AccountId": w.account,
@@ -27,7 +46,10 @@ pub fn resolve(template: &str, w: &World, parameters: &Value, resources: &Value)
             "AWS::StackId": w.stack_id,
         },
         "Resources": resources,
-    });
+    })
+}
+
+fn run_resolver(template: &str, context: &Value) -> Value {
     let mut child = Command::new(python())
         .arg(root().join("tests/support/template_resolve.py"))
         .arg(root().join(template))
@@ -54,9 +76,10 @@ pub fn resolve(template: &str, w: &World, parameters: &Value, resources: &Value)
 /// The physical ids a stack of `w` gives the resources its policies, its
 /// functions and its custom resource name: the world's secret, `topic`, the
 /// functions, roles and log groups, the rotation rule, the user's
-/// permissions boundary ([`put_managed_policies`] creates it), and the
-/// trail's KMS key, log group and delivery role (named whether or not
-/// their conditions are on: the resolver reads only what the template uses).
+/// permissions boundary ([`put_managed_policies`] creates it), the trail's
+/// KMS key, log group and delivery role, and the hub's role (named whether
+/// or not their conditions are on: the resolver reads only what the
+/// template uses).
 pub fn resources(w: &World, topic: &str) -> Value {
     let stack_name = w.stack_id.split('/').nth(1).unwrap();
     let account = &w.account;
@@ -86,6 +109,8 @@ pub fn resources(w: &World, topic: &str) -> Value {
         "RotationRole": role("RotationRole"),
         "HealthRole": role("HealthRole"),
         "TrailDeliveryRole": role("TrailDeliveryRole"),
+        // Its RoleName, at path /: the hub finds it by name.
+        "HubAccessRole": {"Arn": format!("arn:aws:iam::{account}:role/cloudapps-hub-access")},
         "RotationFailedRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{stack_name}-RotationFailedRule")},
         "UserPermissionsBoundary": {"Ref": format!(
             "arn:aws:iam::{account}:policy/cloudapps-boundary/{stack_name}-UserPermissionsBoundary-K7Q2ZB1XW3M9"
@@ -160,40 +185,50 @@ pub fn connector_properties(resolved: &Value) -> Value {
     connector["Properties"].clone()
 }
 
-/// Creates the template's role `logical_id` in `w`'s account, with its path,
-/// trust policy and inline policies exactly as resolved, then signs in as
-/// it (sts:AssumeRole, as Lambda does). Returns `(key id, secret, token)`.
-/// Call with IAM enforcement off.
-pub async fn assume_role(
-    w: &World,
-    resolved: &Value,
-    logical_id: &str,
-) -> (String, String, String) {
+/// Creates the template's role `logical_id` in `w`'s account, with its name
+/// (its `RoleName`, else the logical id), path, trust policy, permissions
+/// boundary and inline policies exactly as resolved. Returns its ARN. Call
+/// with IAM enforcement off.
+pub async fn create_role(w: &World, resolved: &Value, logical_id: &str) -> String {
     let role = &resolved["Roles"][logical_id];
     assert!(role.is_object(), "the template has no role {logical_id}");
+    let name = role["RoleName"].as_str().unwrap_or(logical_id);
     let created = w
         .iam
         .create_role()
-        .role_name(logical_id)
+        .role_name(name)
         .path(role["Path"].as_str().unwrap_or("/"))
         .assume_role_policy_document(role["AssumeRolePolicyDocument"].to_string())
+        .set_permissions_boundary(role["PermissionsBoundary"].as_str().map(str::to_string))
         .send()
         .await
         .expect("CreateRole");
     for policy in role["Policies"].as_array().unwrap() {
         w.iam
             .put_role_policy()
-            .role_name(logical_id)
+            .role_name(name)
             .policy_name(policy["PolicyName"].as_str().unwrap())
             .policy_document(policy["PolicyDocument"].to_string())
             .send()
             .await
             .expect("PutRolePolicy");
     }
+    created.role().unwrap().arn().to_string()
+}
+
+/// Creates the template's role `logical_id` ([`create_role`]), then signs
+/// in as it (sts:AssumeRole, as Lambda does). Returns `(key id, secret,
+/// token)`. Call with IAM enforcement off.
+pub async fn assume_role(
+    w: &World,
+    resolved: &Value,
+    logical_id: &str,
+) -> (String, String, String) {
+    let arn = create_role(w, resolved, logical_id).await;
     let base = sdk_config(&w.endpoint, "testing", "testing", None).await;
     let assumed = aws_sdk_sts::Client::new(&base)
         .assume_role()
-        .role_arn(created.role().unwrap().arn())
+        .role_arn(arn)
         .role_session_name(logical_id)
         .send()
         .await

@@ -1,6 +1,7 @@
 """Reads template.yaml as CloudFormation would for one stack, for the tests.
 
 Usage: python template_resolve.py TEMPLATE < context.json > resolved.json
+       (a JSON list of contexts: a list of answers, the template read once)
 
 The context gives what CloudFormation would know:
   {"Parameters": {"PortalMode": "api", ...},          # others: their Default
@@ -19,7 +20,20 @@ condition evaluated (resources whose Condition is false left out):
                        context>, "Path", "Description", "PolicyDocument"}},
    "CustomResources": {"Connector": {"Type", "Properties"}},
    "Resources": {"<every resource>": {"Type", "Properties"}
-                                    | {"Type", "Unresolved": "why"}}}
+                                    | {"Type", "Unresolved": "why"}},
+   "Outputs": {"<every output whose Condition holds>": {"Value"}
+                                                     | {"Unresolved": "why"}},
+   "Rules": {"<every rule>": {"Applies": bool (its RuleCondition),
+                              "Failed": [AssertDescription of each
+                                         assertion that does not hold]}
+                            | {"Unresolved": "why"}},
+   "Parameters": {"<name>": value as resolved},
+   "ParameterErrors": ["<name>: why CloudFormation refuses the value"]}
+
+A stack CloudFormation would refuse is still resolved: "Rules" says which
+rules fail (a rule that applies and has a Failed entry), "ParameterErrors"
+which values do not match their AllowedPattern (matched whole, as
+CloudFormation does; AllowedValues are checked as before: an error).
 
 A custom resource's Properties are as CloudFormation sends them to the
 function: numbers and booleans as strings. So a test gives each function
@@ -47,6 +61,7 @@ class Stack:
     def __init__(self, template: dict, context: dict):
         self.template = template
         params = {}
+        self.parameter_errors = []
         for name, spec in template.get("Parameters", {}).items():
             given = context.get("Parameters", {}).get(name)
             value = given if given is not None else spec.get("Default")
@@ -59,6 +74,10 @@ class Stack:
             if allowed and any(str(v) not in [str(a) for a in allowed] for v in values):
                 raise Unresolved(f"parameter {name}={value!r} is not one of {allowed}")
             params[name] = value if isinstance(value, list) else str(value)
+            pattern = spec.get("AllowedPattern")
+            if pattern is not None and not all(re.fullmatch(pattern, str(v)) for v in values):
+                self.parameter_errors.append(
+                    f"{name}: {value!r} does not match AllowedPattern {pattern}")
         pseudo = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
         pseudo.update(context.get("Pseudo", {}))
         self.refs = {**params, **pseudo, "AWS::NoValue": NO_VALUE}
@@ -152,6 +171,9 @@ class Stack:
         if key == "Fn::Split":
             sep, text = arg
             return self.resolve(text).split(sep)
+        if key == "Fn::Contains":  # Rules only
+            items, value = (self.resolve(x) for x in arg)
+            return str(value) in [str(i) for i in items]
         if key == "Fn::FindInMap":
             mapping, top, second = (self.resolve(x) for x in arg)
             try:
@@ -195,6 +217,28 @@ def resolve_all(template: dict, stack: Stack) -> dict:
             out["Resources"][name] = {"Type": kind, "Properties": stack.resolve(props)}
         except Unresolved as e:
             out["Resources"][name] = {"Type": kind, "Unresolved": str(e)}
+    out["Outputs"] = {}
+    for name, output in template.get("Outputs", {}).items():
+        if "Condition" in output and not stack.condition(output["Condition"]):
+            continue
+        try:
+            out["Outputs"][name] = {"Value": stack.resolve(output["Value"])}
+        except Unresolved as e:
+            out["Outputs"][name] = {"Unresolved": str(e)}
+    out["Rules"] = {}
+    for name, rule in template.get("Rules", {}).items():
+        try:
+            applies = bool(stack.resolve(rule.get("RuleCondition", True)))
+            failed = [
+                a.get("AssertDescription", "")
+                for a in rule.get("Assertions", [])
+                if applies and not stack.resolve(a["Assert"])
+            ]
+            out["Rules"][name] = {"Applies": applies, "Failed": failed}
+        except Unresolved as e:
+            out["Rules"][name] = {"Unresolved": str(e)}
+    out["Parameters"] = {k: v for k, v in stack.refs.items() if k in template.get("Parameters", {})}
+    out["ParameterErrors"] = stack.parameter_errors
     return out
 
 
@@ -203,11 +247,14 @@ def main() -> None:
     if problems:
         sys.exit(f"cannot read {sys.argv[1]}: {problems}")
     template = json.loads(json.dumps(template))
+    given = json.load(sys.stdin)
+    contexts = given if isinstance(given, list) else [given]
     try:
-        out = resolve_all(template, Stack(template, json.load(sys.stdin)))
+        # A copy per stack: resolve_all must not see another stack's answer.
+        out = [resolve_all(json.loads(json.dumps(template)), Stack(template, c)) for c in contexts]
     except Unresolved as e:
         sys.exit(f"template_resolve: {e}")
-    json.dump(out, sys.stdout, indent=1)
+    json.dump(out if isinstance(given, list) else out[0], sys.stdout, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 //! - a key sent after the last listing is never sent again before a listing
 //!   shows what became of it (a create whose answer was lost is found by
 //!   the next listing, not created twice);
-//! - a test's result is read from the listing, never polled one by one;
+//! - a test's result is read from the listing, never polled one by one (a
+//!   test is only ever started on a `pending` instance, whose state the
+//!   listing shows changing);
 //! - an instance is disabled only while it holds the account's own key.
 
 use std::collections::HashMap;
@@ -245,7 +247,12 @@ fn member(row: Option<&Row>, m: &Member, listing: &Listing, cx: &Context<'_>) ->
             status: Status::Connected,
             detail: String::new(),
         },
-        "error" if cx.nudged || !tested_since_handover => test,
+        // A test of an instance in error leaves it in error until it ends: a
+        // listing could not tell the new result from the old. Handing the
+        // key over again sets it `pending` first (the contract's `update`).
+        "error" if cx.nudged || !tested_since_handover => Step::Update {
+            instance: i.id.clone(),
+        },
         "error" => Step::Record {
             instance: i.id.clone(),
             status: Status::Error,

@@ -47,7 +47,8 @@ pub struct Tuning {
     pub gone_after: Duration,
     pub list_share_percent: u32,
     pub concurrency: usize,
-    /// The least time between two listings that only read tests' results.
+    /// The least time between two listings that only read tests' results,
+    /// and between two reads of the nudges while there is work.
     pub poll: Duration,
     /// The portal's pace (one request per `pace`).
     pub pace: Duration,
@@ -129,7 +130,7 @@ impl Registrar {
                 expected = expected.saturating_sub(1);
                 queue(&mut work, &mut seen, &nudged, account, s);
             }
-            if nudges_read.elapsed() >= Duration::from_secs(10) || work.is_empty() {
+            if nudges_read.elapsed() >= self.tuning.poll {
                 nudges_read = Instant::now();
                 for account in self.nudges(&accounts).await {
                     if nudged.insert(account.clone()) {
@@ -150,8 +151,18 @@ impl Registrar {
                     continue;
                 }
                 if awaiting.is_empty() {
-                    report.settled = true;
-                    break;
+                    // A nudge since the last read is work too.
+                    let late = self.nudges(&accounts).await;
+                    if late.is_empty() {
+                        report.settled = true;
+                        break;
+                    }
+                    for account in late {
+                        nudged.insert(account.clone());
+                        expected += 1;
+                        self.look_later(&account, &tx);
+                    }
+                    continue;
                 }
                 // Only tests' results are awaited: the next listing shows them.
                 let pages = listing.len().div_ceil(100).max(1) as u32;
@@ -209,6 +220,9 @@ impl Registrar {
             let done = act(&self.portal, step, row, member.as_deref(), deadline).await;
             match done {
                 Done::Sent => {
+                    // A nudge buys one round of requests (a failed test is
+                    // run again once, not at every listing).
+                    nudged.remove(&account);
                     report.acted += 1;
                     acts_since_listing += 2;
                     failures_in_a_row = 0;

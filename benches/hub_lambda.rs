@@ -1,0 +1,139 @@
+//! The hub's registrar as Lambda runs it (hub-template.yaml): invoked
+//! asynchronously by its schedule (every 15 minutes) and by the bus rule
+//! on each member's nudge; at most 2 executions at once (reserved
+//! concurrency: an invocation beyond waits, as Lambda's asynchronous queue
+//! keeps a throttled event and tries it again); each with the function's
+//! timeout (900 s, scaled). Each invocation is the function's handler,
+//! `Hub::on_registrar_event`: a nudge is recorded, then a run unless
+//! another holds the table's lease.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cloudapps::hub::Hub;
+use cloudapps::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+/// The registrar's reserved concurrency.
+const RESERVED: usize = 2;
+
+/// One invocation of the registrar.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// "schedule" or "nudge".
+    pub kind: &'static str,
+    pub queued: Instant,
+    pub started: Instant,
+    pub ended: Instant,
+    /// Its run's report (`None`: it found the lease taken, or failed).
+    pub run: Option<Value>,
+    pub error: Option<String>,
+}
+
+pub struct Lambda {
+    hub: Arc<Hub>,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+    hub_account: String,
+    seq: AtomicU64,
+    pub log: Mutex<Vec<Invocation>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Lambda {
+    /// `timeout`: the function's, scaled.
+    pub fn new(hub: Arc<Hub>, timeout: Duration, hub_account: &str) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            slots: Arc::new(Semaphore::new(RESERVED)),
+            timeout,
+            hub_account: hub_account.to_string(),
+            seq: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// What the bus rule delivers when `account`'s connector nudges.
+    pub fn nudge(self: &Arc<Self>, account: &str) {
+        let event = json!({
+            "version": "0",
+            "source": NUDGE_SOURCE,
+            "detail-type": NUDGE_DETAIL_TYPE,
+            "account": account,
+            "region": crate::support::REGION,
+            "detail": {"why": "the connector was created"},
+        });
+        self.invoke("nudge", event);
+    }
+
+    /// What the schedule delivers.
+    pub fn scheduled(self: &Arc<Self>) {
+        let event = json!({
+            "version": "0",
+            "source": "aws.events",
+            "detail-type": "Scheduled Event",
+            "account": self.hub_account,
+            "region": crate::support::REGION,
+            "detail": {},
+        });
+        self.invoke("schedule", event);
+    }
+
+    fn invoke(self: &Arc<Self>, kind: &'static str, event: Value) {
+        let me = self.clone();
+        let queued = Instant::now();
+        let task = tokio::spawn(async move {
+            let _slot = me.slots.clone().acquire_owned().await.unwrap();
+            let started = Instant::now();
+            let id = format!("bench-{:06}", me.seq.fetch_add(1, Ordering::Relaxed));
+            // A deadline under 10^12 ms is taken as the time left.
+            let left = me.timeout.as_millis() as u64;
+            let out = me.hub.on_registrar_event(&event, &id, left).await;
+            let (run, error) = match out {
+                Ok(v) if v.get("accounts").is_some() => (Some(v), None),
+                Ok(_) => (None, None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            me.log.lock().unwrap().push(Invocation {
+                kind,
+                queued,
+                started,
+                ended: Instant::now(),
+                run,
+                error,
+            });
+        });
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    /// Invokes the registrar every `every` from `first` (the schedule),
+    /// until the task is aborted.
+    pub fn schedule(self: &Arc<Self>, first: Instant, every: Duration) -> JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut next = first;
+            loop {
+                tokio::time::sleep_until(next.into()).await;
+                me.scheduled();
+                next += every;
+            }
+        })
+    }
+
+    /// Waits for every invocation so far to end.
+    pub async fn drain(&self) {
+        loop {
+            let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap());
+            if tasks.is_empty() {
+                return;
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+}
