@@ -27,8 +27,14 @@ struct Measured {
     never_connected: usize,
     /// First Create's start → every account connected, per the emulator.
     total: Option<Duration>,
-    /// Admitted requests up to the last test's start, and the bound.
+    /// Admitted requests up to the last test's start, and the bound the
+    /// rate limit sets for them alone.
     to_last_test: usize,
+    rate_bound: Duration,
+    /// The bound with the accounts' arrival: no hub can call the portal
+    /// for an account before its Create has answered.
+    arrival_bound: Duration,
+    /// The larger of the two: the lower bound the figure is held to.
     bound: Duration,
     /// Admitted requests up to every account connected, by route.
     admitted: usize,
@@ -87,13 +93,17 @@ fn measure(r: &Rollout) -> Measured {
             .get(&format!("aws-{}", c.account))
             .map(|at| r.minutes(at.saturating_duration_since(c.ended)))
     };
+    let rate_bound = r.window * windows + r.portal_test;
+    let arrival_bound = arrival_bound(r);
     Measured {
         failed_creates: r.created.iter().filter(|c| !c.ok).count(),
         not_queued: r.created.iter().filter(|c| c.ok && !c.queued).count(),
         never_connected: r.n.saturating_sub(r.connected_at.len()),
         total: end.map(|e| e - r.t0),
         to_last_test,
-        bound: r.window * windows + r.portal_test,
+        rate_bound,
+        arrival_bound,
+        bound: rate_bound.max(arrival_bound),
         listings: routes.get("find").copied().unwrap_or(0),
         admitted: admitted_end,
         routes,
@@ -107,6 +117,28 @@ fn measure(r: &Rollout) -> Measured {
         waits: r.created.iter().filter_map(names_connected).collect(),
         per_window,
     }
+}
+
+/// The least time from t0 to every account connected, given when each
+/// member's Create answered: after the k-th of n accounts arrives, the 2
+/// requests (create, test) of each of the n − k still to come pass the
+/// portal at `LIMIT` a window at best, then the last test runs.
+fn arrival_bound(r: &Rollout) -> Duration {
+    let mut arrivals: Vec<Duration> = r
+        .created
+        .iter()
+        .filter(|c| c.ok)
+        .map(|c| c.ended.saturating_duration_since(r.t0))
+        .collect();
+    arrivals.sort();
+    let n = arrivals.len();
+    let limit = LIMIT as usize;
+    arrivals
+        .iter()
+        .enumerate()
+        .map(|(k, at)| *at + r.window * ((2 * (n - k) - 1) / limit) as u32)
+        .max()
+        .map_or(Duration::ZERO, |d| d + r.portal_test)
 }
 
 /// The registrar's runs, in portal minutes from t0, and the time within
@@ -216,10 +248,11 @@ fn figures(r: &Rollout, m: &Measured, report: &mut Report, main: bool) {
         "×",
         target(Target::AtMost(1.05)),
         format!(
-            "{minutes:.1} real minutes from the first Create's start to every account connected (the emulator), against (⌈{} ÷ {LIMIT}⌉ − 1) windows for the requests admitted up to the last test's start, plus that test ({:.0} s) = {:.1} real minutes",
+            "{minutes:.1} real minutes from the first Create's start to every account connected (the emulator), against the larger of (⌈{} ÷ {LIMIT}⌉ − 1) windows for the requests admitted up to the last test's start, plus that test ({:.0} s) = {:.1} real minutes, and the same for 2 requests an account counted from each Create's answer (the stack set's pace: AWS calls are not scaled) = {:.1} real minutes",
             m.to_last_test,
             r.minutes(r.portal_test) * 60.0,
-            r.minutes(m.bound)
+            r.minutes(m.rate_bound),
+            r.minutes(m.arrival_bound)
         ),
     );
     report.add(
@@ -324,6 +357,8 @@ fn details(r: &Rollout, m: &Measured, hub: &HubScale) -> Value {
         "never_connected": m.never_connected,
         "total_real_minutes": m.total.map(|t| r.minutes(t)),
         "bound_real_minutes": r.minutes(m.bound),
+        "rate_bound_real_minutes": r.minutes(m.rate_bound),
+        "arrival_bound_real_minutes": r.minutes(m.arrival_bound),
         "requests_to_last_test": m.to_last_test,
         "requests_admitted_to_all_connected": m.admitted,
         "routes_to_all_connected": m.routes,

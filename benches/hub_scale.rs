@@ -24,7 +24,6 @@ use cloudapps::hub_tags::Status;
 use crate::hub_lambda::{Invocation, Lambda};
 use crate::hub_org::{self, Created, Organization, REGISTRAR_TIMEOUT, Scaled};
 use crate::org_scale::{LIMIT, Scale};
-use crate::report::Report;
 
 /// The member connector's timeout in template.yaml.
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -84,7 +83,9 @@ impl Rollout {
     }
 }
 
-pub async fn run(scale: &Scale, hub: &HubScale, report: &mut Report) {
+/// The rollout of `--accounts` accounts, and before it the reference's
+/// when `--accounts` is above it: (main, reference).
+pub async fn run(scale: &Scale, hub: &HubScale) -> (Rollout, Option<Rollout>) {
     let reference = (scale.accounts > hub.reference)
         .then_some(hub.reference)
         .filter(|r| *r > 0);
@@ -93,7 +94,7 @@ pub async fn run(scale: &Scale, hub: &HubScale, report: &mut Report) {
         None => None,
     };
     let main = rollout(scale.accounts, scale, hub).await;
-    crate::hub_figures::add(&main, small.as_ref(), hub, report);
+    (main, small)
 }
 
 async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {

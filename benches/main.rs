@@ -186,7 +186,8 @@ async fn main() {
         org_scale::run(&args.scale, &mut report).await;
     }
     if on("hub") {
-        hub_scale::run(&args.scale, &args.hub, &mut report).await;
+        let (main, small) = hub_scale::run(&args.scale, &args.hub).await;
+        hub_figures::add(&main, small.as_ref(), &args.hub, &mut report);
     }
     let document = report.json(run_facts());
     if let Some(dir) = args.out.parent() {
