@@ -315,6 +315,25 @@ fn figures(r: &Rollout, m: &Measured, report: &mut Report, main: bool) {
             quantile(&m.create_ms, 1.0),
         ),
     );
+    for (when, rotated) in [
+        ("the rollout under way", &r.rotation_busy),
+        ("the rollout done", &r.rotation_idle),
+    ] {
+        let Some(rotated) = rotated else { continue };
+        report.add(
+            format!("hub ({n} accounts): a rotation's wait for the hub, {when}"),
+            rotated.waited.map_or(f64::NAN, |w| r.minutes(w)),
+            "min",
+            None,
+            format!(
+                "real minutes from the member's nudge (its pending key set) to the hub's confirmation on its secret, what testSecret waits for (the rotation function's timeout: 5 min); testSecret then: {}",
+                match &rotated.test_secret {
+                    Ok(_) => "passed".to_string(),
+                    Err(e) => format!("failed ({e})"),
+                }
+            ),
+        );
+    }
     report.add(
         format!("hub ({n} accounts): a member's wait for the hub, max"),
         quantile(&m.waits, 1.0),
@@ -352,6 +371,7 @@ fn details(r: &Rollout, m: &Measured, hub: &HubScale) -> Value {
         "stack_set_start_to_first_create_ms": (r.t0 - r.started).as_secs_f64() * 1e3,
         "portal_test_ms": r.portal_test.as_millis() as u64,
         "schedule_offset_min": hub.schedule_offset_min,
+        "stack_set_concurrency": hub.concurrency,
         "failed_creates": m.failed_creates,
         "failure_reasons": reasons.iter().take(5).collect::<Vec<_>>(),
         "never_connected": m.never_connected,
@@ -372,12 +392,14 @@ fn details(r: &Rollout, m: &Measured, hub: &HubScale) -> Value {
         "stack_set_done_real_min": r.created.iter().map(|c| r.at(c.ended)).fold(0.0, f64::max),
         "table_connected_real_min": r.table_connected.map(|t| r.at(t)),
         "table_rows_by_status": r.rows_by_status,
-        "invocations": {"schedule": kinds("schedule"), "nudge": kinds("nudge"), "errors": errors},
+        "invocations": {"schedule": kinds("schedule"), "nudge": kinds("nudge"), "continue": kinds("continue"), "errors": errors},
         "runs": runs,
         "no_run_under_way_real_min": idle,
         "org_health": r.health,
         "org_health_error": r.health_error,
         "org_health_requests_received": r.health_received,
+        "rotation_busy": r.rotation_busy.as_ref().map(|x| x.json(r.window)),
+        "rotation_idle": r.rotation_idle.as_ref().map(|x| x.json(r.window)),
         "setup_s": r.setup.as_secs_f64(),
         "wall_s": r.wall.as_secs_f64(),
     })

@@ -1,6 +1,7 @@
 //! The hub's registrar as Lambda runs it (hub-template.yaml): invoked
-//! asynchronously by its schedule (every 15 minutes) and by the bus rule
-//! on each member's nudge; at most 2 executions at once (reserved
+//! asynchronously by its schedule (every 15 minutes), by the bus rule on
+//! each member's nudge, and by the bus rule on the event a run puts there
+//! when it ran out of time with work left; at most 2 executions at once (reserved
 //! concurrency: an invocation beyond waits, as Lambda's asynchronous queue
 //! keeps a throttled event and tries it again); each with the function's
 //! timeout (900 s, scaled). Each invocation is the function's handler,
@@ -23,7 +24,8 @@ const RESERVED: usize = 2;
 /// One invocation of the registrar.
 #[derive(Clone, Debug)]
 pub struct Invocation {
-    /// "schedule" or "nudge".
+    /// "schedule", "nudge" or "continue" (a run that ran out of time
+    /// started the next through the hub's bus).
     pub kind: &'static str,
     pub queued: Instant,
     pub started: Instant,
@@ -70,6 +72,19 @@ impl Lambda {
         self.invoke("nudge", event);
     }
 
+    /// What the hub's bus delivers when a run ran out of time with work left.
+    fn continued(self: &Arc<Self>) {
+        let event = json!({
+            "version": "0",
+            "source": cloudapps::hub::CONTINUE_SOURCE,
+            "detail-type": cloudapps::hub::CONTINUE_DETAIL_TYPE,
+            "account": self.hub_account,
+            "region": crate::support::REGION,
+            "detail": {},
+        });
+        self.invoke("continue", event);
+    }
+
     /// What the schedule delivers.
     pub fn scheduled(self: &Arc<Self>) {
         let event = json!({
@@ -98,6 +113,10 @@ impl Lambda {
                 Ok(_) => (None, None),
                 Err(e) => (None, Some(e.to_string())),
             };
+            // The run put its event on the hub's bus: the rule starts the next.
+            if run.as_ref().is_some_and(|r| r["continued"] == json!(true)) {
+                me.continued();
+            }
             me.log.lock().unwrap().push(Invocation {
                 kind,
                 queued,

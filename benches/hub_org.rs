@@ -126,6 +126,15 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
         .to_string();
     let table = "cloudapps-hub-accounts";
     create_table(&hub.sdk, table).await;
+    let bus = aws_sdk_eventbridge::Client::new(&hub.sdk)
+        .create_event_bus()
+        .name("cloudapps-hub")
+        .send()
+        .await
+        .unwrap()
+        .event_bus_arn()
+        .unwrap()
+        .to_string();
     let registrar_sdk = registrar(&hub).await;
     // The hub template's environment; everything else is the shipped default.
     let env = [
@@ -133,6 +142,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
         ("PORTAL_CREDENTIALS_SECRET_ARN", credentials_secret.as_str()),
         ("HUB_TABLE", table),
         ("HUB_MEMBER_REGION", REGION),
+        ("HUB_EVENT_BUS_ARN", bus.as_str()),
     ];
     let mut settings = HubSettings::read(&Env(|k: &str| {
         env.iter()
@@ -176,6 +186,43 @@ pub struct Created {
     pub ended: Instant,
 }
 
+/// The member stack's id in `account`: the same for every call, so that a
+/// later rotation finds the secret the stack's Create tagged.
+pub fn stack_id(account: &str) -> String {
+    format!(
+        "arn:aws:cloudformation:{REGION}:{account}:stack/StackSet-cloudapps-bench/00000000-0000-4000-8000-{account:0>12}"
+    )
+}
+
+/// The member's connector in hub mode, its function's margin `margin`, in a
+/// world of `account` (its secret not set).
+async fn member(org: &Organization, account: &str, margin: Duration) -> World {
+    let mut w = World::in_account(&org.moto, account, &stack_id(account)).await;
+    let settings = Settings {
+        deadline_margin: margin,
+        ..support::test_settings()
+    };
+    let events = aws_sdk_eventbridge::Client::new(&w.sdk);
+    // No bus here: moto cannot carry an event to the hub's account; the
+    // rollout nudges the registrar as the bus rule would.
+    w.deps = Deps::new(&w.sdk, settings, Portal::hub(HubLink::new(events, None))).unwrap();
+    w
+}
+
+/// A member whose stack is made: its secret by the fixed name.
+pub async fn made_member(org: &Organization, account: &str, margin: Duration) -> World {
+    let mut w = member(org, account, margin).await;
+    let described = w
+        .secrets
+        .describe_secret()
+        .secret_id(MEMBER_SECRET)
+        .send()
+        .await
+        .expect("the member's secret");
+    w.secret_arn = described.arn().unwrap().to_string();
+    w
+}
+
 /// One stack instance of the member stack set in hub mode: the resources
 /// CloudFormation makes before the connector (its secret by the fixed name,
 /// the role only the registrar may assume, as template.yaml's
@@ -187,23 +234,9 @@ pub async fn stack_instance(
     budget: Duration,
     margin: Duration,
 ) -> Created {
-    let stack_id = format!(
-        "arn:aws:cloudformation:{REGION}:{account}:stack/StackSet-cloudapps-{:08x}/{:08x}-0000-4000-8000-{:012x}",
-        fastrand::u32(..),
-        fastrand::u32(..),
-        fastrand::u64(..0xffff_ffff_ffff)
-    );
-    let mut w = World::in_account(&org.moto, account, &stack_id).await;
+    let mut w = member(org, account, margin).await;
     w.secret_arn = w.declare_secret(MEMBER_SECRET).await;
     hub_access_role(&w, &org.registrar_role_arn, &org.org_id).await;
-    let settings = Settings {
-        deadline_margin: margin,
-        ..support::test_settings()
-    };
-    let events = aws_sdk_eventbridge::Client::new(&w.sdk);
-    // No bus here: moto cannot carry an event to the hub's account; the
-    // rollout nudges the registrar as the bus rule would.
-    w.deps = Deps::new(&w.sdk, settings, Portal::hub(HubLink::new(events, None))).unwrap();
     let mut create = w.event("create.json");
     create["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{account}"));
     let began = Instant::now();

@@ -1,6 +1,6 @@
 //! Hub scale: N member accounts connect through the organization hub
 //! (`PORTAL_MODE=hub`), side by side with org scale's direct mode. A stack
-//! set creates the member stacks (at most `concurrency` at a time); each
+//! set creates the member stacks (at most `--hub-concurrency` at a time); each
 //! member's Create does the AWS side only and answers `queued`, then nudges
 //! the hub; the registrar (as Lambda runs it: [`crate::hub_lambda`]) connects
 //! and tests every account through one portal emulator that allows 30
@@ -23,10 +23,13 @@ use cloudapps::hub_tags::Status;
 
 use crate::hub_lambda::{Invocation, Lambda};
 use crate::hub_org::{self, Created, Organization, REGISTRAR_TIMEOUT, Scaled};
+use crate::hub_rotation::{self, Rotated};
 use crate::org_scale::{LIMIT, Scale};
 
 /// The member connector's timeout in template.yaml.
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a rotation's wait for the hub is watched (portal minutes).
+const ROTATION_CAP: Duration = Duration::from_secs(60 * 60);
 /// hub-template.yaml's `ScheduleMinutes` default.
 const SCHEDULE: Duration = Duration::from_secs(15 * 60);
 
@@ -40,6 +43,9 @@ pub struct HubScale {
     /// When the schedule's first run comes, in portal minutes after the
     /// stack set starts (`--hub-schedule-offset-min`, 0 to 15).
     pub schedule_offset_min: f64,
+    /// Member stacks the stack set creates at once (`--hub-concurrency`):
+    /// in hub mode no Create waits for the portal.
+    pub concurrency: usize,
 }
 
 /// What one rollout measured.
@@ -66,6 +72,10 @@ pub struct Rollout {
     pub health_error: Option<String>,
     /// Portal requests the emulator received during the health run.
     pub health_received: usize,
+    /// A rotation in the first member once it is connected, the rollout
+    /// under way; and one in the last member after the rollout.
+    pub rotation_busy: Option<Rotated>,
+    pub rotation_idle: Option<Rotated>,
     /// Wall time of the organization's setup, and of the whole rollout.
     pub setup: Duration,
     pub wall: Duration,
@@ -103,7 +113,7 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
     let portal_test = scaled.of(scale.portal_test);
     eprintln!(
         "hub scale: {n} accounts, the stack set {} at a time, {LIMIT} portal requests per {window:?} (the minute ×{:.3}); building the organization",
-        scale.concurrency, scaled.0
+        hub.concurrency, scaled.0
     );
     let setup_began = Instant::now();
     let org = Arc::new(hub_org::build(n, window, LIMIT, portal_test).await);
@@ -124,9 +134,33 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
     let expected = window.mul_f64(2.1 * n as f64 / f64::from(LIMIT)) + portal_test;
     let limit = started + (expected * 3).max(expected + interval * 4);
     let watch = tokio::spawn(watch(org.clone(), n, window / 60, limit));
-    let gate = Arc::new(tokio::sync::Semaphore::new(scale.concurrency));
+    let gate = Arc::new(tokio::sync::Semaphore::new(hub.concurrency));
     let budget = scaled.of(FUNCTION_TIMEOUT);
     let margin = scaled.of(cloudapps::config::Settings::default().deadline_margin);
+    let rotation_cap = scaled.of(ROTATION_CAP);
+    let busy = {
+        let (org, lambda) = (org.clone(), lambda.clone());
+        let first = org.members[0].clone();
+        tokio::spawn(async move {
+            let name = format!("aws-{first}");
+            while !org
+                .emulator
+                .instances()
+                .iter()
+                .any(|i| i.name == name && i.status == "connected")
+            {
+                if Instant::now() >= limit {
+                    return None;
+                }
+                tokio::time::sleep(window / 60).await;
+            }
+            eprintln!("  a rotation in {first}, the rollout under way");
+            Some(
+                hub_rotation::rotate(&org, &lambda, &first, margin, window / 60, rotation_cap)
+                    .await,
+            )
+        })
+    };
     let mut tasks = Vec::new();
     for account in org.members.clone() {
         let (gate, org, lambda) = (gate.clone(), org.clone(), lambda.clone());
@@ -190,6 +224,12 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
             Err(e) => (None, Some(e.to_string())),
         };
     let health_received = org.emulator.requests().len() - before;
+    let rotation_busy = busy.await.unwrap();
+    let last = org.members[n - 1].clone();
+    eprintln!("  a rotation in {last}, the rollout done");
+    let rotation_idle =
+        Some(hub_rotation::rotate(&org, &lambda, &last, margin, window / 60, rotation_cap).await);
+    lambda.drain().await;
     let t0 = created.iter().map(|c| c.began).min().unwrap_or(started);
     let invocations = lambda.log.lock().unwrap().clone();
     let rollout = Rollout {
@@ -210,6 +250,8 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
         health,
         health_error,
         health_received,
+        rotation_busy,
+        rotation_idle,
         setup,
         wall: started.elapsed(),
     };

@@ -7,10 +7,12 @@
 //!
 //! `cargo bench --bench benchmarks -- [--accounts N] [--concurrency C]
 //! [--window-ms W] [--portal-test-s T] [--samples S] [--key-rounds R] [--only a,b]
-//! [--hub-window-ms W] [--hub-reference R] [--hub-schedule-offset-min M]
+//! [--hub-window-ms W] [--hub-reference R] [--hub-schedule-offset-min M] [--hub-concurrency C]
 //! [--bins DIR] [--zips DIR] [--out FILE]`; sections: size, calls, memory,
-//! cold, keys, org, hub. `--accounts`, `--concurrency` and `--portal-test-s`
-//! serve org and hub alike; `--window-ms` is org's, `--hub-window-ms` hub's.
+//! cold, keys, org, hub. `--accounts` and `--portal-test-s` serve org and
+//! hub alike; `--window-ms` and `--concurrency` are org's, `--hub-window-ms`
+//! and `--hub-concurrency` hub's (member Creates in hub mode never wait for
+//! the portal, so the stack set may run more at once).
 
 use testbed as support;
 
@@ -20,6 +22,7 @@ mod cold_start;
 mod hub_figures;
 mod hub_lambda;
 mod hub_org;
+mod hub_rotation;
 mod hub_scale;
 mod key_wait;
 mod org_scale;
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             window: Duration::from_millis(6000),
             reference: 100,
             schedule_offset_min: 0.0,
+            concurrency: 50,
         },
         samples: 20,
         key_rounds: 3,
@@ -90,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
             "--window-ms" => a.scale.window = Duration::from_millis(number(value()?)? as u64),
             "--hub-window-ms" => a.hub.window = Duration::from_millis(number(value()?)? as u64),
             "--hub-reference" => a.hub.reference = number(value()?)?,
+            "--hub-concurrency" => a.hub.concurrency = number(value()?)?,
             "--hub-schedule-offset-min" => {
                 let v = value()?;
                 a.hub.schedule_offset_min = v

@@ -456,3 +456,87 @@ async fn a_members_health_check_reads_the_hubs_verdict_and_never_the_portal() {
         "a member's health check calls no portal"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_out_of_time_with_work_left_starts_the_next_at_once() {
+    // A budget that 8 accounts need several seconds of.
+    let org = Org::with_budget(Moto::shared(), MEMBERS, Duration::from_secs(1), 5).await;
+    org.create_all().await;
+    let bus = aws_sdk_eventbridge::Client::new(&org.hub.sdk)
+        .create_event_bus()
+        .name("cloudapps-hub")
+        .send()
+        .await
+        .unwrap()
+        .event_bus_arn()
+        .unwrap()
+        .to_string();
+    let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "account": org.hub.account, "detail": {}});
+    let scheduled = event("aws.events", "Scheduled Event");
+    let next = event(
+        cloudapps::hub::CONTINUE_SOURCE,
+        cloudapps::hub::CONTINUE_DETAIL_TYPE,
+    );
+    let short = || testbed::hub::epoch_millis_in(Duration::from_millis(1500));
+    // Without the bus, a run out of time leaves the rest to the schedule.
+    let alone = org
+        .hub()
+        .on_registrar_event(&scheduled, "run-0", short())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&alone["settled"], &alone["continued"]),
+        (&json!(false), &json!(false)),
+        "{alone}"
+    );
+    let hub = org.hub_with(|s| s.event_bus = Some(bus.clone()));
+    // A portal that keeps failing: the run gives up and starts nothing
+    // (the schedule tries again, instead of runs one after the other).
+    org.emulator
+        .inject(fault("create", FaultKind::Status(503), 5));
+    let failing = hub
+        .on_registrar_event(&scheduled, "run-1", testbed::hub::epoch_millis_in(RUN))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&failing["gave_up"], &failing["continued"]),
+        (&json!(true), &json!(false)),
+        "{failing}"
+    );
+    // Out of time with work left: the next run starts at once, through
+    // the hub's own bus (moto takes the event on it).
+    let cut = hub
+        .on_registrar_event(&scheduled, "run-2", short())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&cut["settled"], &cut["gave_up"], &cut["continued"]),
+        (&json!(false), &json!(false), &json!(true)),
+        "{cut}"
+    );
+    // The runs the bus's rule starts go on until one settles, which
+    // starts none.
+    let mut last = cut;
+    for i in 3..10 {
+        last = hub
+            .on_registrar_event(
+                &next,
+                &format!("run-{i}"),
+                testbed::hub::epoch_millis_in(RUN),
+            )
+            .await
+            .unwrap();
+        if last["settled"] == json!(true) {
+            break;
+        }
+        assert_eq!(last["continued"], json!(true), "{last}");
+    }
+    assert_eq!(
+        (&last["settled"], &last["continued"]),
+        (&json!(true), &json!(false)),
+        "{last}"
+    );
+    let instances = org.emulator.instances();
+    assert_eq!(instances.len(), MEMBERS, "one instance per account");
+    assert!(instances.iter().all(|i| i.status == "connected"));
+}

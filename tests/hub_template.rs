@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cloudapps::error::is_access_denied;
-use cloudapps::hub::Hub;
 use cloudapps::hub::org_health::NAMESPACE;
+use cloudapps::hub::{CONTINUE_DETAIL_TYPE, CONTINUE_SOURCE, Hub};
 use cloudapps::hub_tags::{HubState, Status};
 use cloudapps::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE};
 use serde_json::{Value, json};
@@ -194,6 +194,7 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
             "logs:PutLogEvents",
             "organizations:ListAccounts",
             "sts:AssumeRole",
+            "events:PutEvents",
             "secretsmanager:GetSecretValue",
             "dynamodb:Scan",
             "dynamodb:GetItem",
@@ -226,6 +227,7 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
                 "sts" => "arn:aws:iam::*:role/org-hub-reader".into(),
                 "dynamodb" => table.clone(),
                 "secretsmanager" => SECRET.into(),
+                "events" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/cloudapps-hub"),
                 other => panic!("{role}: {other}"),
             };
             assert_eq!(resources, [want], "{role}: {action}");
@@ -264,6 +266,9 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
             (TABLE, None)
         );
         assert_eq!(s.portal.url, PORTAL);
+        let bus = format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/cloudapps-hub");
+        let told = (function == "RegistrarFunction").then_some(bus.as_str());
+        assert_eq!(s.event_bus.as_deref(), told, "{function}");
         // The tenant's 30 requests a minute, with a margin.
         assert_eq!(s.portal.timings.pace, Duration::from_millis(2040));
     }
@@ -299,14 +304,32 @@ fn only_the_organization_nudges_the_hub_and_its_rule_invokes_the_registrar() {
         rule["Targets"],
         json!([{"Id": "registrar", "Arn": registrar["Arn"]}])
     );
-    let permission = resource(&r, "NudgeRulePermission");
-    assert_eq!(permission["FunctionName"], registrar["Ref"]);
-    assert_eq!(permission["Principal"], "events.amazonaws.com");
-    assert_eq!(permission["Action"], "lambda:InvokeFunction");
+    // A run out of time with work left starts the next: only this
+    // account's events, and members may put no event of that source.
+    let rule = resource(&r, "ContinueRule");
+    assert_eq!(rule["EventBusName"], "cloudapps-hub");
     assert_eq!(
-        permission["SourceArn"],
-        hub_template::resources(ACCOUNT, "cloudapps-hub", SECRET, TABLE)["NudgeRule"]["Arn"]
+        rule["EventPattern"],
+        json!({"source": [CONTINUE_SOURCE], "detail-type": [CONTINUE_DETAIL_TYPE], "account": [ACCOUNT]})
     );
+    assert_eq!(
+        rule["Targets"],
+        json!([{"Id": "registrar", "Arn": registrar["Arn"]}])
+    );
+    assert_ne!(CONTINUE_SOURCE, NUDGE_SOURCE);
+    for (permission, rule) in [
+        ("NudgeRulePermission", "NudgeRule"),
+        ("ContinueRulePermission", "ContinueRule"),
+    ] {
+        let permission = resource(&r, permission);
+        assert_eq!(permission["FunctionName"], registrar["Ref"]);
+        assert_eq!(permission["Principal"], "events.amazonaws.com");
+        assert_eq!(permission["Action"], "lambda:InvokeFunction");
+        assert_eq!(
+            permission["SourceArn"],
+            hub_template::resources(ACCOUNT, "cloudapps-hub", SECRET, TABLE)[rule]["Arn"]
+        );
+    }
 }
 
 #[test]

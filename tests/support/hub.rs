@@ -168,6 +168,7 @@ impl Org {
             list_share_percent: 5,
             run_margin: Duration::from_millis(200),
             concurrency: 8,
+            event_bus: None,
         };
         tweak(&mut settings);
         Hub::new(settings, &self.registrar_sdk).unwrap()

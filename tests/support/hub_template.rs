@@ -46,6 +46,7 @@ pub fn resources(account: &str, stack_name: &str, credential_secret: &str, table
         "OrgHealthRole": role("OrgHealthRole"),
         "HubEventBus": {"Ref": bus, "Arn": format!("arn:aws:events:{REGION}:{account}:event-bus/{bus}")},
         "NudgeRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{bus}/{stack_name}-NudgeRule-K7Q2ZB1XW3M9")},
+        "ContinueRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{bus}/{stack_name}-ContinueRule-K7Q2ZB1XW3M9")},
         "AlarmTopic": {"Ref": format!("arn:aws:sns:{REGION}:{account}:{stack_name}-AlarmTopic-K7Q2ZB1XW3M9")},
     })
 }

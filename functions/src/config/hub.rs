@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::portal::ApiSettings;
 
 use super::Env;
-use super::portal::api_settings;
+use super::portal::{api_settings, hub_event_bus};
 
 /// The tenant's budget: 30 requests per rolling minute. The hub paces
 /// itself a little under it (2.04 s a request) so that it is never
@@ -46,6 +46,10 @@ pub struct HubSettings {
     pub run_margin: Duration,
     /// `HUB_CONCURRENCY`: member accounts read at once (default 16).
     pub concurrency: u32,
+    /// `HUB_EVENT_BUS_ARN`: the hub's own bus. A run whose time ran out
+    /// with work left puts an event there, and the bus's rule starts the
+    /// next run at once (unset: the schedule starts it).
+    pub event_bus: Option<String>,
 }
 
 impl HubSettings {
@@ -102,6 +106,7 @@ impl HubSettings {
             list_share_percent,
             run_margin: env.millis("HUB_RUN_MARGIN_MS", Duration::from_secs(20))?,
             concurrency: env.number("HUB_CONCURRENCY", 16, 64)?,
+            event_bus: hub_event_bus(env)?,
         })
     }
 }
@@ -127,6 +132,7 @@ mod tests {
         assert_eq!(s.member_role, "cloudapps-hub-access");
         assert_eq!(s.member_secret, "cloudapps/connector-key");
         assert_eq!((s.list_share_percent, s.concurrency), (5, 16));
+        assert_eq!(s.event_bus, None);
         let mut paced = PORTAL.to_vec();
         paced.push(("PORTAL_PACE_MS", "10"));
         let s = HubSettings::read(&env(&paced)).unwrap();
@@ -140,6 +146,11 @@ mod tests {
                 "HUB_MEMBER_ROLE_NAME",
             ),
             ("", ("HUB_MEMBER_REGION", "Mars"), "HUB_MEMBER_REGION"),
+            (
+                "",
+                ("HUB_EVENT_BUS_ARN", "arn:aws:sns:us-east-1:1:topic"),
+                "HUB_EVENT_BUS_ARN",
+            ),
             (
                 "",
                 ("HUB_LIST_SHARE_PERCENT", "90"),

@@ -37,20 +37,25 @@ impl PortalChoice {
                     })?,
             }),
             "hub" => Ok(Self::Hub {
-                event_bus: match env.text("HUB_EVENT_BUS_ARN") {
-                    None => None,
-                    Some(b) if b.starts_with("arn:") && b.contains(":event-bus/") => Some(b),
-                    Some(b) => {
-                        return Err(Error::Config(format!(
-                            "HUB_EVENT_BUS_ARN={b:?} is not an EventBridge event bus ARN"
-                        )));
-                    }
-                },
+                event_bus: hub_event_bus(env)?,
             }),
             other => Err(Error::Config(format!(
                 "PORTAL_MODE={other:?} is not one of api, handoff, hub, off"
             ))),
         }
+    }
+}
+
+/// `HUB_EVENT_BUS_ARN`: the organization hub's event bus, if set.
+pub(super) fn hub_event_bus<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+) -> Result<Option<String>, Error> {
+    match env.text("HUB_EVENT_BUS_ARN") {
+        None => Ok(None),
+        Some(b) if b.starts_with("arn:") && b.contains(":event-bus/") => Ok(Some(b)),
+        Some(b) => Err(Error::Config(format!(
+            "HUB_EVENT_BUS_ARN={b:?} is not an EventBridge event bus ARN"
+        ))),
     }
 }
 

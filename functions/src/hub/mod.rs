@@ -33,12 +33,21 @@ use members::Reach;
 use registrar::{Registrar, Tuning};
 use table::{Table, is_account_id};
 
+/// The `source` of the event a registrar run puts on the hub's own bus
+/// when its time ran out with work left: the bus's rule starts the next run.
+pub const CONTINUE_SOURCE: &str = "cloudapps.hub";
+/// Its `detail-type`.
+pub const CONTINUE_DETAIL_TYPE: &str = "Registrar run continues";
+
 /// The hub's functions, built once at init.
 #[derive(Debug)]
 pub struct Hub {
     pub registrar: Registrar,
     /// A run stops this long before its invocation's deadline.
     pub margin: Duration,
+    /// The hub's own bus (`HUB_EVENT_BUS_ARN`), to start the next run at
+    /// once when one ran out of time with work left.
+    bus: Option<(aws_sdk_eventbridge::Client, String)>,
 }
 
 impl Hub {
@@ -72,6 +81,9 @@ impl Hub {
                 tuning,
             },
             margin: settings.run_margin,
+            bus: settings
+                .event_bus
+                .map(|b| (aws_sdk_eventbridge::Client::new(sdk), b)),
         })
     }
 
@@ -104,8 +116,40 @@ impl Hub {
         if let Err(e) = r.table.release_lease(request_id).await {
             warn!(error = %e, "could not give the lease back: it runs out by itself");
         }
-        let report = report?;
+        let mut report = report?;
+        if !report.settled && !report.gave_up {
+            report.continued = self.continue_now().await;
+        }
         Ok(serde_json::to_value(report).unwrap_or_default())
+    }
+
+    /// Starts the next run at once (an event on the hub's own bus, whose
+    /// rule invokes the registrar), so that a long rollout is not left
+    /// waiting for the schedule. Best effort: the schedule comes anyway.
+    async fn continue_now(&self) -> bool {
+        let Some((events, bus)) = &self.bus else {
+            return false;
+        };
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(CONTINUE_SOURCE)
+            .detail_type(CONTINUE_DETAIL_TYPE)
+            .detail("{}")
+            .build();
+        match events.put_events().entries(entry).send().await {
+            Ok(out) if out.failed_entry_count() == 0 => {
+                info!(bus = %bus, "work is left: the next run starts now");
+                true
+            }
+            Ok(out) => {
+                warn!(bus = %bus, failed = out.failed_entry_count(), "the hub's bus did not take the next run's event: the schedule starts it");
+                false
+            }
+            Err(error) => {
+                warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&error), "could not start the next run: the schedule starts it");
+                false
+            }
+        }
     }
 
     /// The organization's health check's entry point: writes the run's line

@@ -69,6 +69,12 @@ pub struct RunReport {
     pub failures: usize,
     /// Nothing was left to do (false: the time ran out first).
     pub settled: bool,
+    /// The portal kept failing: the run stopped early and leaves the next
+    /// attempt to the schedule.
+    pub gave_up: bool,
+    /// The time ran out with work left, and the next run was started at
+    /// once through the hub's bus.
+    pub continued: bool,
 }
 
 /// Consecutive failed portal requests that end a run (the portal is down,
@@ -172,7 +178,10 @@ impl Registrar {
                     break;
                 }
                 tokio::time::sleep(due).await;
-                listing = self.list(deadline, &mut report).await?;
+                let Some(taken) = self.relist(deadline, &mut report).await else {
+                    break;
+                };
+                listing = taken;
                 acts_since_listing = 0;
                 work.extend(std::mem::take(&mut awaiting));
                 continue;
@@ -180,7 +189,10 @@ impl Registrar {
             let pages = listing.len().div_ceil(100).max(1);
             let share = self.tuning.list_share_percent;
             if !awaiting.is_empty() && affordable(share, pages, acts_since_listing) {
-                listing = self.list(deadline, &mut report).await?;
+                let Some(taken) = self.relist(deadline, &mut report).await else {
+                    break;
+                };
+                listing = taken;
                 acts_since_listing = 0;
                 work.push_front(account);
                 work.extend(std::mem::take(&mut awaiting));
@@ -250,6 +262,7 @@ impl Registrar {
                     failures = failures_in_a_row,
                     "the portal keeps failing: this run stops, the next goes on"
                 );
+                report.gave_up = true;
                 break;
             }
         }
@@ -312,6 +325,20 @@ impl Registrar {
         let instances = self.portal.list(None, deadline).await?;
         report.listings += 1;
         Ok(Listing::new(taken_at, instances))
+    }
+
+    /// A listing in the middle of a run; `None` ends the run, which keeps
+    /// what it did, unsettled: the next run goes on (and if the portal is
+    /// down, its first listing fails and leaves the retry to the schedule).
+    async fn relist(&self, deadline: Instant, report: &mut RunReport) -> Option<Listing> {
+        match self.list(deadline, report).await {
+            Ok(listing) => Some(listing),
+            Err(e) => {
+                report.failures += 1;
+                warn!(error = %e, "a listing failed: this run stops, the next goes on");
+                None
+            }
+        }
     }
 }
 
