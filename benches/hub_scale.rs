@@ -7,8 +7,9 @@
 //! requests per rolling window. Time is scaled as in org scale: the window
 //! stands for the portal's minute, and so does every timing of the hub the
 //! portal's minute bounds (its pace, retry pauses, test poll and timeout,
-//! the run's 15 minutes, its margin and the schedule), the portal's test,
-//! and the member function's timeout. AWS calls (moto) are not scaled.
+//! the run's 15 minutes, its margin and the schedule), and the portal's
+//! test. AWS calls (moto) are not scaled, nor is the member function's
+//! timeout: in hub mode its Create makes AWS calls only.
 //!
 //! With `--accounts N` above the reference (100), a rollout of the
 //! reference size runs first, in a moto of its own: the p99 of a member's
@@ -135,8 +136,10 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
     let limit = started + (expected * 3).max(expected + interval * 4);
     let watch = tokio::spawn(watch(org.clone(), n, window / 60, limit));
     let gate = Arc::new(tokio::sync::Semaphore::new(hub.concurrency));
-    let budget = scaled.of(FUNCTION_TIMEOUT);
-    let margin = scaled.of(cloudapps::config::Settings::default().deadline_margin);
+    // A member's Create in hub mode makes AWS calls only, which are not
+    // scaled: nor are its function's timeout and margin.
+    let budget = FUNCTION_TIMEOUT;
+    let margin = cloudapps::config::Settings::default().deadline_margin;
     let rotation_cap = scaled.of(ROTATION_CAP);
     let busy = {
         let (org, lambda) = (org.clone(), lambda.clone());
