@@ -33,7 +33,7 @@ pub(crate) struct Target<'a> {
 pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), String>) {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(10))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(target.region.to_string()))
