@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
             window: Duration::from_millis(3000),
         },
         hub: hub_scale::HubScale {
-            window: Duration::from_millis(6000),
+            window: Duration::from_millis(20_000),
             reference: 100,
             schedule_offset_min: 0.0,
             concurrency: 50,
