@@ -7,22 +7,18 @@
 //! window. The members' stacks are not made here: a stack set makes them
 //! during the measured rollout ([`stack_instance`]).
 //!
-//! The patterns of tests/support/hub.rs (`Org`), for 1,000 accounts: `Org`
-//! makes every member up front, in turn, and reads one page of
-//! `ListAccounts` (moto pages at 100).
+//! The pieces of tests/support/hub.rs (the organization, the credential,
+//! the table, the registrar's role), not its `Org`: `Org` makes every
+//! member's stack up front, where here the measured stack set makes them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use cloudapps::cfn::Answer;
 use cloudapps::config::{Env, HubSettings, Settings};
 use cloudapps::deps::Deps;
 use cloudapps::hub::Hub;
 use cloudapps::portal::{HubLink, Portal};
-use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::support::hub::{MEMBER_ROLE, MEMBER_SECRET, REGISTRAR_ROLE};
@@ -66,41 +62,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
         "false",
     )]));
     let hub = World::on(&moto).await;
-    let orgs = aws_sdk_organizations::Client::new(&hub.sdk);
-    let org_id = orgs
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap()
-        .organization
-        .unwrap()
-        .id
-        .unwrap();
-    futures_util::stream::iter(0..n)
-        .map(|i| {
-            let orgs = orgs.clone();
-            async move {
-                orgs.create_account()
-                    .email(format!("member{i}-{:08x}@example.com", fastrand::u32(..)))
-                    .account_name(format!("member-{i}"))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<()>>()
-        .await;
-    let mut members = Vec::new();
-    let mut pages = orgs.list_accounts().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for a in page.unwrap().accounts() {
-            members.extend(a.id().filter(|id| *id != hub.account).map(str::to_string));
-        }
-    }
-    members.sort();
-    assert_eq!(members.len(), n, "the organization's members");
+    let (org_id, members) = support::hub::organization(&hub, n).await;
     let token = format!("{:064x}", fastrand::u128(..));
     let emulator = portal_emulator::Emulator::start(portal_emulator::Config {
         api_token: Some(token.clone()),
@@ -113,19 +75,9 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     })
     .await
     .unwrap();
-    let credentials_secret = hub
-        .secrets
-        .create_secret()
-        .name("cloudapps/tenant-credential")
-        .secret_string(json!({ "Token": token }).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let credentials_secret = support::hub::tenant_credential(&hub, &token).await;
     let table = "cloudapps-hub-accounts";
-    create_table(&hub.sdk, table).await;
+    support::hub::create_table(&hub.sdk, table).await;
     let bus = aws_sdk_eventbridge::Client::new(&hub.sdk)
         .create_event_bus()
         .name("cloudapps-hub")
@@ -135,7 +87,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
         .event_bus_arn()
         .unwrap()
         .to_string();
-    let registrar_sdk = registrar(&hub).await;
+    let registrar_sdk = support::hub::registrar(&hub, table, &credentials_secret).await;
     // The hub template's environment; everything else is the shipped default.
     let env = [
         ("PORTAL_URL", emulator.url.as_str()),
@@ -285,56 +237,4 @@ async fn hub_access_role(w: &World, registrar_role_arn: &str, org_id: &str) {
         .send()
         .await
         .unwrap();
-}
-
-async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {
-    let attribute = AttributeDefinition::builder()
-        .attribute_name("account")
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .unwrap();
-    let key = KeySchemaElement::builder()
-        .attribute_name("account")
-        .key_type(KeyType::Hash)
-        .build()
-        .unwrap();
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(attribute)
-        .key_schema(key)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
-
-/// The registrar's role in the hub, and an SDK configuration signed as it.
-async fn registrar(hub: &World) -> aws_config::SdkConfig {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", hub.account)},
-        "Action": "sts:AssumeRole"}]});
-    let role = hub
-        .iam
-        .create_role()
-        .role_name(REGISTRAR_ROLE)
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .unwrap();
-    let assumed = aws_sdk_sts::Client::new(&hub.sdk)
-        .assume_role()
-        .role_arn(role.role().unwrap().arn())
-        .role_session_name("registrar")
-        .send()
-        .await
-        .unwrap();
-    let c = assumed.credentials().unwrap();
-    support::sdk_config(
-        &hub.endpoint,
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token()),
-    )
-    .await
 }

@@ -466,33 +466,6 @@ async fn hub_state(w: &World) -> HubState {
     HubState::from_tags(info.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("account")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("account")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
-
 /// An item of the hub's table shape.
 fn item(
     account: &str,
@@ -569,7 +542,7 @@ async fn the_templates_registrar_role_connects_the_organization_and_nothing_more
         .arn()
         .unwrap()
         .to_string();
-    create_table(&org.hub.sdk, "app-table").await;
+    testbed::hub::create_table(&org.hub.sdk, "app-table").await;
     let tuning = hub_template::tuning(&org);
     let registrar = Hub::new(
         hub_template::settings(&stack.resolved, "RegistrarFunction", &tuning),

@@ -68,37 +68,7 @@ impl Org {
         limit: u32,
     ) -> Org {
         let hub = World::on(moto).await;
-        let orgs = aws_sdk_organizations::Client::new(&hub.sdk);
-        let org_id = orgs
-            .create_organization()
-            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-            .send()
-            .await
-            .unwrap()
-            .organization
-            .unwrap()
-            .id
-            .unwrap();
-        for i in 0..members {
-            orgs.create_account()
-                .email(format!("member{i}-{:08x}@example.com", fastrand::u32(..)))
-                .account_name(format!("member-{i}"))
-                .send()
-                .await
-                .unwrap();
-        }
-        let mut ids: Vec<String> = orgs
-            .list_accounts()
-            .send()
-            .await
-            .unwrap()
-            .accounts()
-            .iter()
-            .filter_map(|a| a.id().map(str::to_string))
-            .filter(|id| *id != hub.account)
-            .collect();
-        ids.sort();
-        assert_eq!(ids.len(), members, "the organization's members");
+        let (org_id, ids) = organization(&hub, members).await;
         let registrar_role_arn = format!("arn:aws:iam::{}:role/{REGISTRAR_ROLE}", hub.account);
         let mut worlds = Vec::new();
         for id in &ids {
@@ -120,17 +90,7 @@ impl Org {
         })
         .await
         .unwrap();
-        let credentials_secret = hub
-            .secrets
-            .create_secret()
-            .name("cloudapps/tenant-credential")
-            .secret_string(json!({"Token": token}).to_string())
-            .send()
-            .await
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string();
+        let credentials_secret = tenant_credential(&hub, &token).await;
         let table = "cloudapps-hub-accounts".to_string();
         create_table(&hub.sdk, &table).await;
         let registrar_sdk = registrar(&hub, &table, &credentials_secret).await;
@@ -294,7 +254,64 @@ async fn member(moto: &Moto, account: &str) -> World {
     w
 }
 
-async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {
+/// `hub`'s Organizations organization with `members` new member accounts:
+/// its id, and the members' account ids, sorted.
+pub async fn organization(hub: &World, members: usize) -> (String, Vec<String>) {
+    use futures_util::StreamExt;
+    let orgs = aws_sdk_organizations::Client::new(&hub.sdk);
+    let org_id = orgs
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap()
+        .organization
+        .unwrap()
+        .id
+        .unwrap();
+    futures_util::stream::iter(0..members)
+        .map(|i| {
+            let orgs = orgs.clone();
+            async move {
+                orgs.create_account()
+                    .email(format!("member{i}-{:08x}@example.com", fastrand::u32(..)))
+                    .account_name(format!("member-{i}"))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    let mut ids = Vec::new();
+    let mut pages = orgs.list_accounts().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for a in page.unwrap().accounts() {
+            ids.extend(a.id().filter(|id| *id != hub.account).map(str::to_string));
+        }
+    }
+    ids.sort();
+    assert_eq!(ids.len(), members, "the organization's members");
+    (org_id, ids)
+}
+
+/// The tenant's credential (an API token) in a secret of the hub: its ARN.
+pub async fn tenant_credential(hub: &World, token: &str) -> String {
+    hub.secrets
+        .create_secret()
+        .name("cloudapps/tenant-credential")
+        .secret_string(json!({"Token": token}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
+/// A table of the hub's shape (one item per account).
+pub async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {
     aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
@@ -319,7 +336,11 @@ async fn create_table(sdk: &aws_config::SdkConfig, name: &str) {
 }
 
 /// The registrar role in the hub, and an SDK configuration signed as it.
-async fn registrar(hub: &World, table: &str, credentials_secret: &str) -> aws_config::SdkConfig {
+pub async fn registrar(
+    hub: &World,
+    table: &str,
+    credentials_secret: &str,
+) -> aws_config::SdkConfig {
     let trust = json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", hub.account)},
         "Action": "sts:AssumeRole"}]});
