@@ -326,7 +326,7 @@ fn figures(r: &Rollout, m: &Measured, report: &mut Report, main: bool) {
             "min",
             None,
             format!(
-                "real minutes from the member's nudge (its pending key set) to the hub's confirmation on its secret, what testSecret waits for (the rotation function's timeout: 5 min); testSecret then: {}",
+                "real minutes from the member's nudge (its pending key set) to the hub's confirmation on its secret, what testSecret waits for (the rotation function's timeout: 15 min); testSecret then: {}",
                 match &rotated.test_secret {
                     Ok(_) => "passed".to_string(),
                     Err(e) => format!("failed ({e})"),

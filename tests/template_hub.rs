@@ -211,6 +211,12 @@ fn in_hub_mode_no_function_may_read_or_is_told_a_portal_credential() {
     for r in [&without_bus, &api] {
         assert!(roles_allowing(r, "events:PutEvents", "*").is_empty());
     }
+    // AND the rotation may wait for the hub's verdict as long as Lambda
+    // allows (testSecret waits until its deadline)
+    assert_eq!(
+        with_bus["Resources"]["RotationFunction"]["Properties"]["Timeout"],
+        900
+    );
 }
 
 #[test]
