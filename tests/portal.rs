@@ -626,7 +626,7 @@ async fn portal_mode_settings_are_checked_at_init() {
         (&[("PORTAL_MODE", "handoff")][..], "NOTIFY_TOPIC_ARN"),
         (
             &[("PORTAL_MODE", "sometimes")][..],
-            "not one of api, handoff, off",
+            "not one of api, handoff, hub, off",
         ),
         (
             &[
