@@ -145,7 +145,13 @@ async fn a_stack_set_connects_every_account_of_the_organization_once() {
             assert_eq!(f["handler"], "bootstrap");
             assert_eq!(f["memory"], 128);
             let health = f["environment"].get("HEALTH_REPAIR").is_some();
-            assert_eq!(f["timeout"], if health { 120 } else { 300 }, "{f}");
+            let rotation = f["name"].as_str().unwrap().contains("RotationFunction");
+            let timeout = match (health, rotation) {
+                (true, _) => 120,
+                (_, true) => 900,
+                _ => 300,
+            };
+            assert_eq!(f["timeout"], timeout, "{f}");
             assert!(roles.contains(&f["role"]), "{f}");
             assert_eq!(f["environment"]["PORTAL_MODE"], "api");
             assert_eq!(f["environment"]["PORTAL_URL"], parameters["PortalUrl"]);
