@@ -28,7 +28,7 @@ use crate::cfn::Invocation;
 use crate::config::HubSettings;
 use crate::error::Error;
 use crate::portal::PortalClient;
-use crate::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE};
+use crate::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE, put_event};
 use members::Reach;
 use registrar::{Registrar, Tuning};
 use table::{Table, is_account_id};
@@ -130,26 +130,11 @@ impl Hub {
         let Some((events, bus)) = &self.bus else {
             return false;
         };
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(bus)
-            .source(CONTINUE_SOURCE)
-            .detail_type(CONTINUE_DETAIL_TYPE)
-            .detail("{}")
-            .build();
-        match events.put_events().entries(entry).send().await {
-            Ok(out) if out.failed_entry_count() == 0 => {
-                info!(bus = %bus, "work is left: the next run starts now");
-                true
-            }
-            Ok(out) => {
-                warn!(bus = %bus, failed = out.failed_entry_count(), "the hub's bus did not take the next run's event: the schedule starts it");
-                false
-            }
-            Err(error) => {
-                warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&error), "could not start the next run: the schedule starts it");
-                false
-            }
+        let put = put_event(events, bus, CONTINUE_SOURCE, CONTINUE_DETAIL_TYPE, "{}").await;
+        if put {
+            info!(bus = %bus, "work is left: the next run starts now");
         }
+        put
     }
 
     /// The organization's health check's entry point: writes the run's line

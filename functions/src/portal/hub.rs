@@ -36,22 +36,37 @@ impl HubLink {
         let Some((events, bus)) = &self.nudge else {
             return;
         };
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(bus)
-            .source(NUDGE_SOURCE)
-            .detail_type(NUDGE_DETAIL_TYPE)
-            .detail(serde_json::json!({ "why": why }).to_string())
-            .build();
-        match events.put_events().entries(entry).send().await {
-            Ok(out) if out.failed_entry_count() == 0 => {
-                info!(bus = %bus, why, "nudged the hub");
-            }
-            Ok(out) => {
-                warn!(bus = %bus, failed = out.failed_entry_count(), "the hub's bus did not take the nudge: its schedule comes anyway");
-            }
-            Err(error) => {
-                warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&error), "could not nudge the hub: its schedule comes anyway");
-            }
+        let detail = serde_json::json!({ "why": why }).to_string();
+        if put_event(events, bus, NUDGE_SOURCE, NUDGE_DETAIL_TYPE, &detail).await {
+            info!(bus = %bus, why, "nudged the hub");
+        }
+    }
+}
+
+/// Puts one event on the hub's bus `bus`; false (said in a warning) when
+/// the bus did not take it. Best effort: the hub's schedule comes anyway.
+pub async fn put_event(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    source: &str,
+    detail_type: &str,
+    detail: &str,
+) -> bool {
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(source)
+        .detail_type(detail_type)
+        .detail(detail)
+        .build();
+    match events.put_events().entries(entry).send().await {
+        Ok(out) if out.failed_entry_count() == 0 => true,
+        Ok(out) => {
+            warn!(bus = %bus, source, failed = out.failed_entry_count(), "the hub's bus did not take the event: the hub's schedule comes anyway");
+            false
+        }
+        Err(error) => {
+            warn!(bus = %bus, source, error = %aws_sdk_eventbridge::error::DisplayErrorContext(&error), "could not put the event on the hub's bus: the hub's schedule comes anyway");
+            false
         }
     }
 }
