@@ -183,7 +183,7 @@ impl Registrar {
                 };
                 listing = taken;
                 acts_since_listing = 0;
-                work.extend(std::mem::take(&mut awaiting));
+                awaited_first(&mut work, &mut awaiting);
                 continue;
             };
             let pages = listing.len().div_ceil(100).max(1);
@@ -195,7 +195,7 @@ impl Registrar {
                 listing = taken;
                 acts_since_listing = 0;
                 work.push_front(account);
-                work.extend(std::mem::take(&mut awaiting));
+                awaited_first(&mut work, &mut awaiting);
                 continue;
             }
             let Some(s) = seen.get(&account) else {
@@ -396,6 +396,17 @@ fn queue(
     }
 }
 
+/// After a listing, the accounts that awaited it come first, before any
+/// other work: what it shows of their tests is recorded (no portal
+/// request), so an account waits one listing for its verdict, not the
+/// whole queue. A rotation's `testSecret` waits on that verdict.
+fn awaited_first(work: &mut VecDeque<String>, awaiting: &mut BTreeSet<String>) {
+    for account in std::mem::take(awaiting).into_iter().rev() {
+        work.retain(|a| *a != account);
+        work.push_front(account);
+    }
+}
+
 /// Which account's row holds each instance name.
 fn names_of(rows: &std::collections::BTreeMap<String, Row>) -> HashMap<String, String> {
     rows.values()
@@ -425,5 +436,31 @@ mod tests {
         assert!(!share(5, 10, 189) && share(5, 10, 190));
         assert!(share(5, 1, 19) && !share(5, 1, 18));
         assert!(listing_due(now() - 60_000, Duration::from_secs(15)).is_zero());
+    }
+
+    #[test]
+    fn after_a_listing_the_accounts_awaiting_it_go_before_the_queue() {
+        let ids = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        // 900 accounts still to connect, the one being acted on in front.
+        let mut work: VecDeque<String> = (0..900).map(|i| format!("{i:012}")).collect();
+        work.push_front("100000000001".into());
+        // Two tests to read, one of them also queued again (a nudge).
+        let mut awaiting: BTreeSet<String> = ["200000000002", "000000000007"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        awaited_first(&mut work, &mut awaiting);
+        assert!(awaiting.is_empty());
+        let head: Vec<String> = work.iter().take(4).cloned().collect();
+        assert_eq!(
+            head,
+            ids(&[
+                "000000000007",
+                "200000000002",
+                "100000000001",
+                "000000000000"
+            ])
+        );
+        assert_eq!(work.len(), 902, "each account once");
     }
 }
