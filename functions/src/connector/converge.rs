@@ -4,6 +4,8 @@
 //! hand-over to the portal. Each step is idempotent, so a retried event
 //! ends in the same state.
 
+use std::time::Duration;
+
 use tracing::info;
 
 use super::Connector;
@@ -22,6 +24,12 @@ use crate::retirement::HandedOver;
 use crate::text::truncate;
 use crate::time;
 use crate::trail;
+
+/// Time kept, after the portal's step, for what follows it before the
+/// handler's deadline: the instance's id on the secret and the answer. A
+/// test still running when the portal's time is up is then answered
+/// "running", never cut off as a timeout.
+const AFTER_THE_PORTAL: Duration = Duration::from_secs(2);
 
 /// The key in AWSCURRENT once converged, and whether it changed.
 struct Current {
@@ -142,7 +150,14 @@ impl Connector<'_> {
         let handed = self
             .deps
             .portal
-            .connect(instance, key, since, &checked, adopting, request.deadline)
+            .connect(
+                instance,
+                key,
+                since,
+                &checked,
+                adopting,
+                time::sub(request.deadline, AFTER_THE_PORTAL),
+            )
             .await?;
         if !handed.instance.is_empty()
             && secret.tag(secret_tags::PORTAL_INSTANCE) != Some(handed.instance.as_str())
