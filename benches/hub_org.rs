@@ -26,6 +26,8 @@ use crate::support::{self, Moto, REGION, World};
 
 /// The hub's registrar: Lambda's timeout, and the schedule's default.
 pub const REGISTRAR_TIMEOUT: Duration = Duration::from_secs(900);
+/// The nudge queue's batching window (MaximumBatchingWindowInSeconds).
+pub const NUDGE_BATCHING_WINDOW: Duration = Duration::from_secs(20);
 
 /// Scales a duration of the portal's minute to the window.
 #[derive(Clone, Copy)]

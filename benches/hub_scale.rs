@@ -23,7 +23,9 @@ use cloudapps::hub::org_health::{self, OrgHealth};
 use cloudapps::hub_tags::Status;
 
 use crate::hub_lambda::{Invocation, Lambda};
-use crate::hub_org::{self, Created, Organization, REGISTRAR_TIMEOUT, Scaled};
+use crate::hub_org::{
+    self, Created, NUDGE_BATCHING_WINDOW, Organization, REGISTRAR_TIMEOUT, Scaled,
+};
 use crate::hub_rotation::{self, Rotated};
 use crate::org_scale::{LIMIT, Scale};
 
@@ -123,6 +125,7 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
     let lambda = Lambda::new(
         org.hub.clone(),
         scaled.of(REGISTRAR_TIMEOUT),
+        scaled.of(NUDGE_BATCHING_WINDOW),
         &org.hub_account,
     );
     let interval = scaled.of(SCHEDULE);
@@ -171,7 +174,7 @@ async fn rollout(n: usize, scale: &Scale, hub: &HubScale) -> Rollout {
             let _slot = gate.acquire_owned().await.unwrap();
             let created = hub_org::stack_instance(&org, &account, budget, margin).await;
             // The connector nudges the hub as its Create ends; the bus rule
-            // invokes the registrar.
+            // sends the nudge to the queue the registrar reads in batches.
             if created.ok {
                 lambda.nudge(&account);
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cloudapps::health::{Check, State};
 use cloudapps::hub_tags::{self, HubState, Status};
 use portal_emulator::FaultKind;
-use serde_json::json;
+use serde_json::{Value, json};
 use testbed::hub::Org;
 use testbed::{
     Moto, USER, World, data, fault, register_rotation_function, rotation_step, start_rotation,
@@ -368,8 +368,12 @@ async fn nudges_and_tags_are_never_taken_on_trust() {
             "detail": {"secret": a.secret_arn, "account": a.account, "status": "connected"},
         })
     };
+    // Delivered as the nudge queue's batch, B's with one from outside the
+    // organization, and one event put as it is.
+    let record = |e: Value| json!({"eventSource": "aws:sqs", "body": e.to_string()});
+    let batch = json!({"Records": [record(event(&b.account)), record(event("999999999999"))]});
     let deadline = testbed::hub::epoch_millis_in(RUN);
-    hub.on_registrar_event(&event(&b.account), "run-1", deadline)
+    hub.on_registrar_event(&batch, "run-1", deadline)
         .await
         .unwrap();
     hub.on_registrar_event(&event("999999999999"), "run-2", deadline)

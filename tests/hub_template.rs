@@ -195,6 +195,9 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
             "organizations:ListAccounts",
             "sts:AssumeRole",
             "events:PutEvents",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
             "secretsmanager:GetSecretValue",
             "dynamodb:Scan",
             "dynamodb:GetItem",
@@ -228,6 +231,9 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
                 "dynamodb" => table.clone(),
                 "secretsmanager" => SECRET.into(),
                 "events" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/cloudapps-hub"),
+                "sqs" => {
+                    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:cloudapps-hub-NudgeQueue-K7Q2ZB1XW3M9")
+                }
                 other => panic!("{role}: {other}"),
             };
             assert_eq!(resources, [want], "{role}: {action}");
@@ -275,7 +281,7 @@ fn the_roles_allow_what_the_functions_call_and_nothing_else() {
 }
 
 #[test]
-fn only_the_organization_nudges_the_hub_and_its_rule_invokes_the_registrar() {
+fn only_the_organization_nudges_the_hub_and_its_nudges_reach_the_registrar_in_batches() {
     let r = resolved(&json!({}));
     let bus = resource(&r, "HubEventBus");
     assert_eq!(bus["Name"], "cloudapps-hub");
@@ -291,18 +297,57 @@ fn only_the_organization_nudges_the_hub_and_its_rule_invokes_the_registrar() {
         statement["Condition"],
         json!({"StringEquals": {"aws:PrincipalOrgID": ORG_ID, "events:source": NUDGE_SOURCE}})
     );
-    // The members' nudges, and only they, go to the registrar.
+    // The members' nudges, and only they, go to the nudge queue; only
+    // that rule may send to it; the registrar reads it in batches, one
+    // execution per batch, two at most.
+    let physical = hub_template::resources(ACCOUNT, "cloudapps-hub", SECRET, TABLE);
+    let queue = &physical["NudgeQueue"];
     let rule = resource(&r, "NudgeRule");
     assert_eq!(rule["EventBusName"], "cloudapps-hub");
     assert_eq!(
         rule["EventPattern"],
         json!({"source": [NUDGE_SOURCE], "detail-type": [NUDGE_DETAIL_TYPE]})
     );
-    let registrar =
-        &hub_template::resources(ACCOUNT, "cloudapps-hub", SECRET, TABLE)["RegistrarFunction"];
     assert_eq!(
         rule["Targets"],
-        json!([{"Id": "registrar", "Arn": registrar["Arn"]}])
+        json!([{"Id": "nudges", "Arn": queue["Arn"]}])
+    );
+    let queue_policy = resource(&r, "NudgeQueuePolicy");
+    assert_eq!(queue_policy["Queues"], json!([queue["Ref"]]));
+    assert_eq!(
+        queue_policy["PolicyDocument"]["Statement"],
+        json!([{
+            "Sid": "OnlyTheNudgeRuleSends",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue["Arn"],
+            "Condition": {"ArnEquals": {"aws:SourceArn": physical["NudgeRule"]["Arn"]}},
+        }])
+    );
+    let nudge_queue = resource(&r, "NudgeQueue");
+    assert_eq!(nudge_queue["SqsManagedSseEnabled"], true);
+    let registrar = &physical["RegistrarFunction"];
+    let timeout = resource(&r, "RegistrarFunction")["Timeout"]
+        .as_u64()
+        .unwrap();
+    let batches = &resource(&r, "RegistrarFunction")["Events"]["Nudges"];
+    assert_eq!(batches["Type"], "SQS");
+    let batches = &batches["Properties"];
+    assert_eq!(batches["Queue"], queue["Arn"]);
+    assert_eq!(batches["BatchSize"], 1000);
+    assert_eq!(batches["ScalingConfig"]["MaximumConcurrency"], 2);
+    // Lambda refuses a queue whose messages come back before the
+    // function's timeout (and its window).
+    let window = batches["MaximumBatchingWindowInSeconds"].as_u64().unwrap();
+    assert!((1..=60).contains(&window), "{window}");
+    assert!(nudge_queue["VisibilityTimeout"].as_u64().unwrap() >= timeout + window);
+    // One run and the queue's two batches at most.
+    assert_eq!(
+        resource(&r, "RegistrarFunction")["ReservedConcurrentExecutions"],
+        1 + batches["ScalingConfig"]["MaximumConcurrency"]
+            .as_u64()
+            .unwrap()
     );
     // A run out of time with work left starts the next: only this
     // account's events, and members may put no event of that source.
@@ -317,26 +362,20 @@ fn only_the_organization_nudges_the_hub_and_its_rule_invokes_the_registrar() {
         json!([{"Id": "registrar", "Arn": registrar["Arn"]}])
     );
     assert_ne!(CONTINUE_SOURCE, NUDGE_SOURCE);
-    for (permission, rule) in [
-        ("NudgeRulePermission", "NudgeRule"),
-        ("ContinueRulePermission", "ContinueRule"),
-    ] {
-        let permission = resource(&r, permission);
-        assert_eq!(permission["FunctionName"], registrar["Ref"]);
-        assert_eq!(permission["Principal"], "events.amazonaws.com");
-        assert_eq!(permission["Action"], "lambda:InvokeFunction");
-        assert_eq!(
-            permission["SourceArn"],
-            hub_template::resources(ACCOUNT, "cloudapps-hub", SECRET, TABLE)[rule]["Arn"]
-        );
-    }
+    assert!(r["Resources"].get("NudgeRulePermission").is_none());
+    // Only the run's own continuation invokes the registrar through the bus.
+    let permission = resource(&r, "ContinueRulePermission");
+    assert_eq!(permission["FunctionName"], registrar["Ref"]);
+    assert_eq!(permission["Principal"], "events.amazonaws.com");
+    assert_eq!(permission["Action"], "lambda:InvokeFunction");
+    assert_eq!(permission["SourceArn"], physical["ContinueRule"]["Arn"]);
 }
 
 #[test]
 fn the_registrar_runs_one_at_a_time_on_its_schedule_with_no_retry() {
     let r = resolved(&json!({}));
     let registrar = resource(&r, "RegistrarFunction");
-    assert_eq!(registrar["ReservedConcurrentExecutions"], 2);
+    assert_eq!(registrar["ReservedConcurrentExecutions"], 3);
     assert_eq!(registrar["Timeout"], 900);
     assert_eq!(
         registrar["Events"]["Schedule"]["Properties"]["Schedule"],
@@ -477,13 +516,20 @@ fn item(
     .into()
 }
 
-/// Registrar invocations as Lambda sends them (a member's nudge first,
-/// then the schedule's events) until a run settles; their answers.
+/// Registrar invocations as Lambda sends them (a batch of the nudge queue
+/// holding a member's nudge first, then the schedule's events) until a run
+/// settles; their answers.
 async fn run_until_settled(hub: &Hub, nudging: &World, hub_account: &str) -> Vec<Value> {
     let nudge = json!({
         "source": NUDGE_SOURCE, "detail-type": NUDGE_DETAIL_TYPE,
         "account": nudging.account, "region": REGION, "detail": {"why": "created"},
     });
+    let nudge = json!({"Records": [{
+        "messageId": "0d9c8b7a-0000-4000-8000-000000000001",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:{REGION}:{hub_account}:cloudapps-hub-NudgeQueue-K7Q2ZB1XW3M9"),
+        "body": nudge.to_string(),
+    }]});
     let scheduled = json!({
         "source": "aws.events", "detail-type": "Scheduled Event",
         "account": hub_account, "region": REGION, "detail": {},

@@ -77,7 +77,11 @@ async fn org_status_shows_every_account_and_fails_while_one_is_in_error() {
         .send()
         .await
         .unwrap();
-    hub.registrar.table.nudge(&failing.account).await.unwrap();
+    hub.registrar
+        .table
+        .nudge(&[failing.account.clone()].into())
+        .await
+        .unwrap();
     org.settle(&hub, Duration::from_secs(60)).await;
 
     // THEN every account is connected and the exit is 0

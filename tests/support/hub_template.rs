@@ -47,6 +47,10 @@ pub fn resources(account: &str, stack_name: &str, credential_secret: &str, table
         "HubEventBus": {"Ref": bus, "Arn": format!("arn:aws:events:{REGION}:{account}:event-bus/{bus}")},
         "NudgeRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{bus}/{stack_name}-NudgeRule-K7Q2ZB1XW3M9")},
         "ContinueRule": {"Arn": format!("arn:aws:events:{REGION}:{account}:rule/{bus}/{stack_name}-ContinueRule-K7Q2ZB1XW3M9")},
+        "NudgeQueue": {
+            "Ref": format!("https://sqs.{REGION}.amazonaws.com/{account}/{stack_name}-NudgeQueue-K7Q2ZB1XW3M9"),
+            "Arn": format!("arn:aws:sqs:{REGION}:{account}:{stack_name}-NudgeQueue-K7Q2ZB1XW3M9"),
+        },
         "AlarmTopic": {"Ref": format!("arn:aws:sns:{REGION}:{account}:{stack_name}-AlarmTopic-K7Q2ZB1XW3M9")},
     })
 }

@@ -87,10 +87,11 @@ impl Hub {
         })
     }
 
-    /// The registrar's entry point: a nudge (an event a member put on the
-    /// hub's bus) is recorded by the account EventBridge says it came from
-    /// (its `detail` is never read); then a run, unless one is under way
-    /// (the lease), which picks the nudge up.
+    /// The registrar's entry point: the nudges (events members put on the
+    /// hub's bus, which its rule sends to the nudge queue, delivered here in
+    /// batches) are recorded by the account EventBridge says each came from
+    /// (their `detail` is never read); then a run, unless one is under way
+    /// (the lease), which picks the nudges up.
     pub async fn on_registrar_event(
         &self,
         event: &Value,
@@ -100,10 +101,9 @@ impl Hub {
         let invocation = Invocation::from_epoch_millis(deadline_ms, self.margin, None);
         let deadline = crate::time::sub(invocation.deadline, invocation.margin);
         let r = &self.registrar;
-        let mut nudged = std::collections::BTreeSet::new();
-        if let Some(account) = nudge_from(event) {
-            r.table.nudge(&account).await?;
-            nudged.insert(account);
+        let nudged = nudges_in(event);
+        if !nudged.is_empty() {
+            r.table.nudge(&nudged).await?;
         }
         let now = act::now() / 1000;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -155,6 +155,23 @@ impl Hub {
     }
 }
 
+/// The accounts that nudged, in a batch of the nudge queue's messages
+/// (each message's body is the event as the bus's rule sent it), or in one
+/// event delivered as it is. Anything else in a batch (another source, a
+/// body that is not an event) counts for nothing.
+pub fn nudges_in(event: &Value) -> std::collections::BTreeSet<String> {
+    match event.get("Records").and_then(Value::as_array) {
+        Some(records) => records
+            .iter()
+            .filter(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+            .filter_map(|r| r.get("body").and_then(Value::as_str))
+            .filter_map(|body| serde_json::from_str::<Value>(body).ok())
+            .filter_map(|e| nudge_from(&e))
+            .collect(),
+        None => nudge_from(event).into_iter().collect(),
+    }
+}
+
 /// The account a member's nudge came from: the envelope's `account`, which
 /// EventBridge sets (a member cannot name another account there); `None`
 /// for any other event.
@@ -184,5 +201,32 @@ mod tests {
         let mut forged = nudge.clone();
         forged["account"] = json!("not-an-account");
         assert_eq!(nudge_from(&forged), None);
+    }
+
+    #[test]
+    fn a_batch_of_the_queue_counts_each_nudges_envelope_and_nothing_else() {
+        let nudge = |account: &str| {
+            json!({
+                "source": NUDGE_SOURCE,
+                "detail-type": NUDGE_DETAIL_TYPE,
+                "account": account,
+                "detail": {"account": "111111111111"},
+            })
+        };
+        let record = |source: &str, body: String| json!({"eventSource": source, "body": body});
+        let batch = json!({"Records": [
+            record("aws:sqs", nudge("222222222222").to_string()),
+            record("aws:sqs", nudge("333333333333").to_string()),
+            record("aws:sqs", nudge("222222222222").to_string()),
+            record("aws:sqs", json!({"source": "aws.events", "account": "444444444444"}).to_string()),
+            record("aws:sqs", "444444444444".into()),
+            record("aws:sns", nudge("555555555555").to_string()),
+        ]});
+        let accounts: Vec<String> = nudges_in(&batch).into_iter().collect();
+        assert_eq!(accounts, ["222222222222", "333333333333"]);
+        let one: Vec<String> = nudges_in(&nudge("666666666666")).into_iter().collect();
+        assert_eq!(one, ["666666666666"]);
+        assert!(nudges_in(&json!({"source": "aws.events", "account": "666666666666"})).is_empty());
+        assert!(nudges_in(&json!({"Records": []})).is_empty());
     }
 }

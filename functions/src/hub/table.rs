@@ -242,14 +242,17 @@ impl Table {
         }
     }
 
-    /// Records that `account` asked to be looked at.
-    pub async fn nudge(&self, account: &str) -> Result<(), Error> {
+    /// Records that `accounts` asked to be looked at (one write).
+    pub async fn nudge(&self, accounts: &BTreeSet<String>) -> Result<(), Error> {
         self.client
             .update_item()
             .table_name(&self.name)
             .key("account", AttributeValue::S(NUDGES.into()))
             .update_expression("ADD accounts :a")
-            .expression_attribute_values(":a", AttributeValue::Ss(vec![account.to_string()]))
+            .expression_attribute_values(
+                ":a",
+                AttributeValue::Ss(accounts.iter().cloned().collect()),
+            )
             .send()
             .await
             .map_err(Error::aws("dynamodb:UpdateItem (nudge)"))?;
