@@ -4,7 +4,8 @@
 //! 30 requests per scaled minute. Rollout, a key that fails the portal's
 //! test, the pace, a rotation with the zero-downtime probe, accounts
 //! deleted (queued, and connected), the hub and the portal down then
-//! catching up, nudges and forged input.
+//! catching up, nudges and forged input, and the registrar's own AWS calls
+//! beside the portal's requests (keys read ahead, writes behind).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -112,6 +113,10 @@ async fn an_organization_rolls_out_through_the_hub_at_the_tenants_pace() {
     );
     let listings: usize = reports.iter().map(|r| r.listings).sum();
     assert_eq!(routes.len(), 2 * MEMBERS + listings, "{routes:?}");
+    // Each key but the first accounts' was read while the account before
+    // it was served (the first: before the others were looked at).
+    let ahead: usize = reports.iter().map(|r| r.keys_read_ahead).sum();
+    assert!(ahead >= MEMBERS / 2, "{ahead} keys read ahead: {reports:?}");
     // A run with nothing to do settles at once, with one listing.
     let again = org.settle(&hub, RUN).await;
     assert_eq!(
@@ -572,4 +577,86 @@ async fn a_run_out_of_time_with_work_left_starts_the_next_at_once() {
     let instances = org.emulator.instances();
     assert_eq!(instances.len(), MEMBERS, "one instance per account");
     assert!(instances.iter().all(|i| i.status == "connected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_behind_keep_each_accounts_order_and_a_key_read_ahead_is_that_key() {
+    use cloudapps::hub::members::Seen;
+    use cloudapps::hub::pipeline::{Ahead, Write, Writer};
+    use cloudapps::hub::table::{Row, Table};
+
+    let org = Org::new(own_moto(), 2, WINDOW).await;
+    org.create_all().await;
+    let hub = org.hub();
+    let w = &org.members[0];
+    let Seen::Member(seen) = hub.registrar.reach.look(&w.account).await else {
+        panic!("the member's secret is not seen");
+    };
+    let mut member = *seen;
+    // 24 writes for one account, 8 at once (each after the one before it:
+    // the order itself is shown by the lib's unit test, as moto answers in
+    // turn): the last is what the row and the secret say. The odd ones set
+    // a detail tag, the even ones remove it.
+    let mut writer = Writer::new(hub.registrar.table.clone(), 8);
+    for i in 1..=24 {
+        let mut row = Row::new(&w.account, testbed::REGION);
+        row.detail = format!("write {i}");
+        let state = HubState {
+            status: Some(Status::Pending),
+            detail: (i % 2 == 1).then(|| format!("write {i}")),
+            ..HubState::default()
+        };
+        let told = (member.clone(), state.clone());
+        member.hub = state;
+        let (account, row, member) = (w.account.clone(), Some(row), Some(told));
+        writer
+            .write(Write {
+                account,
+                row,
+                member,
+            })
+            .await;
+    }
+    writer.finish().await.unwrap();
+    assert_eq!(org.rows(&hub).await[&w.account].detail, "write 24");
+    let state = hub_state(w).await;
+    assert_eq!((state.status, state.detail), (Some(Status::Pending), None));
+    // A row that cannot be written: the writer says so, and its end is
+    // the error (a run stops on it, and returns it).
+    let nowhere = Table::new(
+        aws_sdk_dynamodb::Client::new(&org.registrar_sdk),
+        "no-such-table",
+    );
+    let mut writer = Writer::new(nowhere, 2);
+    let row = Some(Row::new(&w.account, testbed::REGION));
+    let account = w.account.clone();
+    writer
+        .write(Write {
+            account,
+            row,
+            member: None,
+        })
+        .await;
+    let waited = Instant::now();
+    while !writer.failed() && waited.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(writer.failed());
+    let e = writer.finish().await.unwrap_err().to_string();
+    assert!(e.contains("dynamodb:PutItem"), "{e}");
+    // A key read ahead is the key its tag names, or an error that shows
+    // no secret.
+    let key = w.current_key().await;
+    let ahead = Ahead::start(&member, &key.access_key_id);
+    assert!(ahead.is_for(&w.account, &key.access_key_id));
+    assert_eq!(ahead.key().await.unwrap(), key);
+    let other = "AKIAOTHERKEYIDOTHER1";
+    let e = Ahead::start(&member, other)
+        .key()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(other), "{e}");
+    assert!(!e.contains(key.secret_access_key.expose()), "{e}");
+    w.assert_no_leaks().await;
 }

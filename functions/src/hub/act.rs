@@ -1,7 +1,8 @@
 //! One step for one account, carried out: the portal requests it takes (at
 //! most two: a create or an update, then the test), the row, and what the
 //! member is told on its secret. A key is read from the member's secret
-//! only here, only to be sent, and never kept.
+//! only for a step that hands it over (here, or just ahead of the step,
+//! [`super::pipeline::Ahead`]), only to be sent, and never kept.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use crate::portal::{Desired, Ownership, PortalClient};
 use crate::time::now_millis;
 
 use super::members::Member;
+use super::pipeline::Ahead;
 use super::plan::Step;
 use super::table::Row;
 
@@ -44,12 +46,13 @@ pub fn hub_state(row: &Row) -> HubState {
 }
 
 /// Carries `step` out for the account of `row` (`member`: what its secret
-/// showed, when it could be read).
+/// showed, when it could be read; `ahead`: its key, if it was read ahead).
 pub async fn act(
     portal: &PortalClient,
     step: Step,
     row: &mut Row,
     member: Option<&Member>,
+    ahead: Option<Ahead>,
     deadline: Instant,
 ) -> Done {
     match step {
@@ -100,7 +103,7 @@ pub async fn act(
             let Some(member) = member else {
                 return Done::Quiet;
             };
-            hand_over(portal, step, row, member, deadline).await
+            hand_over(portal, step, row, member, ahead, deadline).await
         }
     }
 }
@@ -110,12 +113,17 @@ async fn hand_over(
     step: Step,
     row: &mut Row,
     member: &Member,
+    ahead: Option<Ahead>,
     deadline: Instant,
 ) -> Done {
     let Some(key_id) = member.wanted_key() else {
         return Done::Quiet;
     };
-    let key = match member.read_key(key_id).await {
+    let read = match ahead.filter(|a| a.is_for(&member.account, key_id)) {
+        Some(ahead) => ahead.key().await,
+        None => member.read_key(key_id).await,
+    };
+    let key = match read {
         Ok(key) => key,
         Err(e) => {
             row.status = Status::Error;

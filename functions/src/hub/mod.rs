@@ -7,12 +7,13 @@
 //!
 //! - [`registrar`]: the reconciler (its decisions: [`plan`]; carried out:
 //!   [`act`]); it reaches members through [`members`] and records each
-//!   account in the [`table`];
+//!   account in the [`table`], beside the portal's requests ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;
 pub mod members;
 pub mod org_health;
+pub mod pipeline;
 pub mod plan;
 pub mod registrar;
 pub mod table;

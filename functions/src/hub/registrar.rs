@@ -27,6 +27,7 @@ use crate::portal::PortalClient;
 
 use super::act::{Done, act, hub_state, now};
 use super::members::{Reach, Seen};
+use super::pipeline::{Ahead, Write, Writer};
 use super::plan::{Context, Listing, Step, decide};
 use super::table::{Row, Table, is_account_id};
 
@@ -67,6 +68,9 @@ pub struct RunReport {
     pub requests: u64,
     /// Portal requests that failed.
     pub failures: usize,
+    /// Keys handed over that were read ahead, while the account before
+    /// them was served.
+    pub keys_read_ahead: usize,
     /// Nothing was left to do (false: the time ran out first).
     pub settled: bool,
     /// The portal kept failing: the run stopped early and leaves the next
@@ -128,8 +132,10 @@ impl Registrar {
         let mut awaiting: BTreeSet<String> = BTreeSet::new();
         let (mut acts_since_listing, mut failures_in_a_row) = (0usize, 0usize);
         let mut nudges_read = Instant::now();
+        let mut writer = Writer::new(self.table.clone(), self.tuning.concurrency);
+        let mut ahead: Option<Ahead> = None;
         loop {
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || writer.failed() {
                 break;
             }
             while let Ok((account, s)) = rx.try_recv() {
@@ -202,7 +208,7 @@ impl Registrar {
                 continue;
             };
             let names = names_of(&rows);
-            let cx = Context {
+            let mut cx = Context {
                 now: now(),
                 nudged: nudged.contains(&account),
                 test_timeout: millis(self.tuning.test_timeout),
@@ -217,6 +223,12 @@ impl Registrar {
                 // The run's own deadline is no portal fault: the account
                 // is left as it is, for the next run.
                 break;
+            }
+            let mine = Ahead::take(&mut ahead, &account, &step, s);
+            report.keys_read_ahead += usize::from(mine.is_some());
+            if let Some(next) = work.front().filter(|_| sends(&step)) {
+                cx.nudged = nudged.contains(next);
+                ahead = Ahead::next(seen.get(next), rows.get(next), &listing, &cx).or(ahead);
             }
             let region = self.reach.region.clone();
             let row = rows
@@ -234,7 +246,7 @@ impl Registrar {
                 Some(Seen::Member(m)) => Some(m.as_mut()),
                 _ => None,
             };
-            let done = act(&self.portal, step, row, member.as_deref(), deadline).await;
+            let done = act(&self.portal, step, row, member.as_deref(), mine, deadline).await;
             match done {
                 Done::Sent => {
                     // A nudge buys one round of requests (a failed test is
@@ -253,15 +265,25 @@ impl Registrar {
             if row.status == crate::hub_tags::Status::Pending {
                 awaiting.insert(account.clone());
             }
-            if *row != before {
+            let changed = *row != before;
+            if changed {
                 row.updated = now();
-                self.table.put(row).await?;
             }
-            if let Some(m) = member {
-                if let Err(e) = m.tell(&hub_state(row)).await {
-                    warn!(account = %account, error = %e, "could not write the hub's state on the member's secret");
-                }
-            }
+            // Written behind, while the next account's requests go on.
+            let state = hub_state(row);
+            let told = member.filter(|m| m.hub != state).map(|m| {
+                let told = (m.clone(), state.clone());
+                m.hub = state;
+                told
+            });
+            let row = changed.then(|| row.clone());
+            writer
+                .write(Write {
+                    account,
+                    row,
+                    member: told,
+                })
+                .await;
             if failures_in_a_row >= GIVE_UP_AFTER {
                 warn!(
                     failures = failures_in_a_row,
@@ -272,9 +294,11 @@ impl Registrar {
             }
         }
         observer.abort();
+        drop(ahead);
+        let written = writer.finish().await;
         report.requests = self.portal.requests_sent() - sent_before;
         info!(report = ?report, "registrar run");
-        Ok(report)
+        written.map(|()| report)
     }
 
     /// The organization's active accounts.
