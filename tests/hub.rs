@@ -660,3 +660,64 @@ async fn writes_behind_keep_each_accounts_order_and_a_key_read_ahead_is_that_key
     assert!(!e.contains(key.secret_access_key.expose()), "{e}");
     w.assert_no_leaks().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
+    let org = Org::new(own_moto(), 2, WINDOW).await;
+    let (a, b) = (&org.members[0], &org.members[1]);
+    let create = |w: &World| {
+        let mut e = w.event("create.json");
+        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
+        e
+    };
+    b.ok(&create(b)).await;
+    // B's test runs long: the run waits for its result.
+    org.emulator.set_test_duration(Duration::from_secs(15));
+    let hub = std::sync::Arc::new(org.hub());
+    // The run starts with a batch holding A's nudge too, before A's
+    // connector is made: A is looked at, and there is nothing to do yet.
+    let nudge = |account: &str| {
+        json!({"eventSource": "aws:sqs", "body": json!({
+            "source": cloudapps::portal::hub::NUDGE_SOURCE,
+            "detail-type": cloudapps::portal::hub::NUDGE_DETAIL_TYPE,
+            "account": account,
+            "detail": {},
+        }).to_string()})
+    };
+    let batch = json!({"Records": [nudge(&a.account), nudge(&b.account)]});
+    let run = {
+        let hub = hub.clone();
+        let deadline = testbed::hub::epoch_millis_in(RUN);
+        tokio::spawn(async move { hub.on_registrar_event(&batch, "run-1", deadline).await })
+    };
+    let began = Instant::now();
+    while !org
+        .emulator
+        .requests()
+        .iter()
+        .any(|r| r.route.as_deref() == Some("test"))
+    {
+        assert!(began.elapsed() < RUN, "B's test never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // While the run waits for B's test, A's connector is made, and A
+    // nudges again: the run looks at A again and connects it.
+    a.ok(&create(a)).await;
+    hub.registrar
+        .table
+        .nudge(&[a.account.clone()].into())
+        .await
+        .unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report["settled"], json!(true), "{report}");
+    let rows = org.rows(&hub).await;
+    assert_eq!(rows[&a.account].status, Status::Connected, "{report}");
+    assert_eq!(rows[&b.account].status, Status::Connected, "{report}");
+    let names: Vec<String> = org
+        .emulator
+        .instances()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert!(names.contains(&format!("aws-{}", a.account)), "{names:?}");
+}

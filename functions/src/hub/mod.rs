@@ -6,11 +6,13 @@
 //! it (`cloudapps:hub-*` tags, [`crate::hub_tags`]).
 //!
 //! - [`registrar`]: the reconciler (its decisions: [`plan`]; carried out:
-//!   [`act`]); it reaches members through [`members`] and records each
-//!   account in the [`table`], beside the portal's requests ([`pipeline`]);
+//!   [`act`]); it reaches members through [`members`] (in the background:
+//!   [`looks`]) and records each account in the [`table`], beside the
+//!   portal's requests ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;
+pub mod looks;
 pub mod members;
 pub mod org_health;
 pub mod pipeline;

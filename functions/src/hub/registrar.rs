@@ -17,7 +17,6 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -26,6 +25,7 @@ use crate::error::Error;
 use crate::portal::PortalClient;
 
 use super::act::{Done, act, hub_state, now};
+use super::looks::{Look, Sight, look_at_all, look_later};
 use super::members::{Reach, Seen};
 use super::pipeline::{Ahead, Write, Writer};
 use super::plan::{Context, Listing, Step, decide};
@@ -101,7 +101,7 @@ impl Registrar {
             .filter(|a| accounts.contains(a))
             .collect();
         nudged.extend(self.nudges(&accounts).await);
-        let (tx, mut rx) = mpsc::channel::<(String, Seen)>(256);
+        let (tx, mut rx) = mpsc::channel::<Look>(256);
         // Accounts that left the organization are gone; the rest are looked at.
         let left: Vec<String> = rows
             .keys()
@@ -127,7 +127,7 @@ impl Registrar {
             ..RunReport::default()
         };
         let mut listing = self.list(deadline, &mut report).await?;
-        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut sight = Sight::default();
         let mut work: VecDeque<String> = VecDeque::new();
         let mut awaiting: BTreeSet<String> = BTreeSet::new();
         let (mut acts_since_listing, mut failures_in_a_row) = (0usize, 0usize);
@@ -138,25 +138,26 @@ impl Registrar {
             if Instant::now() >= deadline || writer.failed() {
                 break;
             }
-            while let Ok((account, s)) = rx.try_recv() {
+            while let Ok(look) = rx.try_recv() {
                 expected = expected.saturating_sub(1);
-                queue(&mut work, &mut seen, &nudged, account, s);
+                sight.keep(look, &mut work, &nudged);
             }
             if nudges_read.elapsed() >= self.tuning.poll {
                 nudges_read = Instant::now();
                 for account in self.nudges(&accounts).await {
-                    if nudged.insert(account.clone()) {
-                        expected += 1;
-                        self.look_later(&account, &tx);
-                    }
+                    // Looked at again even when it was nudged before in
+                    // this run: what it changed since is what counts.
+                    nudged.insert(account.clone());
+                    expected += 1;
+                    look_later(&self.reach, &account, &tx);
                 }
             }
             let Some(account) = work.pop_front() else {
                 if expected > 0 {
                     match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-                        Ok(Some((account, s))) => {
+                        Ok(Some(look)) => {
                             expected -= 1;
-                            queue(&mut work, &mut seen, &nudged, account, s);
+                            sight.keep(look, &mut work, &nudged);
                         }
                         Ok(None) | Err(_) => break,
                     }
@@ -172,7 +173,7 @@ impl Registrar {
                     for account in late {
                         nudged.insert(account.clone());
                         expected += 1;
-                        self.look_later(&account, &tx);
+                        look_later(&self.reach, &account, &tx);
                     }
                     continue;
                 }
@@ -204,7 +205,7 @@ impl Registrar {
                 awaited_first(&mut work, &mut awaiting);
                 continue;
             }
-            let Some(s) = seen.get(&account) else {
+            let Some(s) = sight.seen.get(&account) else {
                 continue;
             };
             let names = names_of(&rows);
@@ -228,7 +229,7 @@ impl Registrar {
             report.keys_read_ahead += usize::from(mine.is_some());
             if let Some(next) = work.front().filter(|_| sends(&step)) {
                 cx.nudged = nudged.contains(next);
-                ahead = Ahead::next(seen.get(next), rows.get(next), &listing, &cx).or(ahead);
+                ahead = Ahead::next(sight.seen.get(next), rows.get(next), &listing, &cx).or(ahead);
             }
             let region = self.reach.region.clone();
             let row = rows
@@ -242,7 +243,7 @@ impl Registrar {
                 Seen::Member(_) => row.unreachable_since = None,
                 _ => {}
             }
-            let member = match seen.get_mut(&account) {
+            let member = match sight.seen.get_mut(&account) {
                 Some(Seen::Member(m)) => Some(m.as_mut()),
                 _ => None,
             };
@@ -339,15 +340,6 @@ impl Registrar {
             .collect()
     }
 
-    /// Looks at `account` again, in the background.
-    fn look_later(&self, account: &str, tx: &mpsc::Sender<(String, Seen)>) {
-        let (reach, tx, account) = (self.reach.clone(), tx.clone(), account.to_string());
-        tokio::spawn(async move {
-            let seen = reach.look(&account).await;
-            let _ = tx.send((account, seen)).await;
-        });
-    }
-
     /// One paged listing of the portal's AWS instances.
     async fn list(&self, deadline: Instant, report: &mut RunReport) -> Result<Listing, Error> {
         let taken_at = now();
@@ -391,53 +383,6 @@ fn too_late_to_send(deadline: Instant, pace: Duration) -> bool {
 fn affordable(percent: u32, pages: usize, acts: usize) -> bool {
     let share = percent.clamp(1, 99) as usize;
     acts * share >= pages * (100 - share)
-}
-
-/// Says the accounts that `left` the organization are gone, then looks at
-/// every account of `order`, `concurrency` at a time.
-async fn look_at_all(
-    reach: Reach,
-    left: Vec<String>,
-    order: Vec<String>,
-    concurrency: usize,
-    tx: mpsc::Sender<(String, Seen)>,
-) {
-    for account in left {
-        let gone = Seen::Gone("the account left the organization".into());
-        if tx.send((account, gone)).await.is_err() {
-            return;
-        }
-    }
-    let mut seen = futures_util::stream::iter(order)
-        .map(|account| {
-            let reach = reach.clone();
-            async move {
-                let s = reach.look(&account).await;
-                (account, s)
-            }
-        })
-        .buffered(concurrency.max(1));
-    while let Some(item) = seen.next().await {
-        if tx.send(item).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn queue(
-    work: &mut VecDeque<String>,
-    seen: &mut HashMap<String, Seen>,
-    nudged: &BTreeSet<String>,
-    account: String,
-    s: Seen,
-) {
-    seen.insert(account.clone(), s);
-    work.retain(|a| *a != account);
-    if nudged.contains(&account) {
-        work.push_front(account);
-    } else {
-        work.push_back(account);
-    }
 }
 
 /// After a listing, the accounts that awaited it come first, before any
