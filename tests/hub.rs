@@ -117,8 +117,33 @@ async fn an_organization_rolls_out_through_the_hub_at_the_tenants_pace() {
     // it was served (the first: before the others were looked at).
     let ahead: usize = reports.iter().map(|r| r.keys_read_ahead).sum();
     assert!(ahead >= MEMBERS / 2, "{ahead} keys read ahead: {reports:?}");
+    // A verdict that did not reach a secret (here changed by hand) is
+    // written again by the next run, without a portal request.
+    let (a, a_state) = (&org.members[0], hub_state(&org.members[0]).await);
+    assert_eq!(a_state.status, Some(Status::Connected), "{a_state:?}");
+    a.secrets
+        .tag_resource()
+        .secret_id(&a.secret_arn)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(hub_tags::STATUS)
+                .value("error")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    a.secrets
+        .untag_resource()
+        .secret_id(&a.secret_arn)
+        .tag_keys(hub_tags::KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(hub_state(a).await, a_state);
     // A run with nothing to do settles at once, with one listing.
     let again = org.settle(&hub, RUN).await;
+    assert_eq!(hub_state(a).await, a_state, "the verdict written again");
     assert_eq!(
         (again.len(), again[0].acted, again[0].listings),
         (1, 0, 1),

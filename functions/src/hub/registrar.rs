@@ -218,6 +218,28 @@ impl Registrar {
             };
             let step = decide(rows.get(&account), s, &listing, &cx);
             if step == Step::Nothing {
+                // The verdict on the member's secret is the row's: one that
+                // did not reach it (a write that failed, a tag changed by
+                // hand) is written again.
+                let stale = match (rows.get(&account), sight.seen.get_mut(&account)) {
+                    (Some(row), Some(Seen::Member(m))) if m.hub != hub_state(row) => {
+                        let state = hub_state(row);
+                        let told = (m.as_ref().clone(), state.clone());
+                        m.hub = state;
+                        Some(told)
+                    }
+                    _ => None,
+                };
+                if stale.is_some() {
+                    let (row, member) = (None, stale);
+                    writer
+                        .write(Write {
+                            account,
+                            row,
+                            member,
+                        })
+                        .await;
+                }
                 continue;
             }
             if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
