@@ -174,6 +174,18 @@ pub struct Write {
     pub member: Option<(Member, HubState)>,
 }
 
+impl Write {
+    /// What to tell `member` of `state`, unless it holds it already; its
+    /// `hub` becomes `state`, what the write will leave on its secret.
+    pub fn telling(member: &mut Member, state: HubState) -> Option<(Member, HubState)> {
+        (member.hub != state).then(|| {
+            let told = (member.clone(), state.clone());
+            member.hub = state;
+            told
+        })
+    }
+}
+
 impl Writer {
     /// At most `at_once` writes under way; more wait for one to end.
     pub fn new(table: Table, at_once: usize) -> Self {

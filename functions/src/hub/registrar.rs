@@ -221,25 +221,18 @@ impl Registrar {
                 // The verdict on the member's secret is the row's: one that
                 // did not reach it (a write that failed, a tag changed by
                 // hand) is written again.
-                let stale = match (rows.get(&account), sight.seen.get_mut(&account)) {
-                    (Some(row), Some(Seen::Member(m))) if m.hub != hub_state(row) => {
-                        let state = hub_state(row);
-                        let told = (m.as_ref().clone(), state.clone());
-                        m.hub = state;
-                        Some(told)
-                    }
+                let member = match (rows.get(&account), sight.seen.get_mut(&account)) {
+                    (Some(row), Some(Seen::Member(m))) => Write::telling(m, hub_state(row)),
                     _ => None,
                 };
-                if stale.is_some() {
-                    let (row, member) = (None, stale);
-                    writer
-                        .write(Write {
-                            account,
-                            row,
-                            member,
-                        })
-                        .await;
-                }
+                let row = None;
+                writer
+                    .write(Write {
+                        account,
+                        row,
+                        member,
+                    })
+                    .await;
                 continue;
             }
             if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
@@ -293,12 +286,7 @@ impl Registrar {
                 row.updated = now();
             }
             // Written behind, while the next account's requests go on.
-            let state = hub_state(row);
-            let told = member.filter(|m| m.hub != state).map(|m| {
-                let told = (m.clone(), state.clone());
-                m.hub = state;
-                told
-            });
+            let told = member.and_then(|m| Write::telling(m, hub_state(row)));
             let row = changed.then(|| row.clone());
             writer
                 .write(Write {
