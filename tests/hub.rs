@@ -4,8 +4,10 @@
 //! 30 requests per scaled minute. Rollout, a key that fails the portal's
 //! test, the pace, a rotation with the zero-downtime probe, accounts
 //! deleted (queued, and connected), the hub and the portal down then
-//! catching up, nudges and forged input, and the registrar's own AWS calls
-//! beside the portal's requests (keys read ahead, writes behind).
+//! catching up, nudges and forged input, the order of the work (a
+//! rotation's pending key first, then the nudges in turn), and the
+//! registrar's own AWS calls beside the portal's requests (keys read ahead,
+//! writes behind).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -745,4 +747,70 @@ async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
         .map(|i| i.name)
         .collect();
     assert!(names.contains(&format!("aws-{}", a.account)), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn() {
+    // A slower portal (200 ms a request): the looks are all in while the
+    // first accounts are served.
+    let org = Org::new(own_moto(), 5, Duration::from_secs(6)).await;
+    let (rotating, new) = org.members.split_first().unwrap();
+    let create = |w: &World| {
+        let mut e = w.event("create.json");
+        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
+        e
+    };
+    rotating.ok(&create(rotating)).await;
+    let hub = org.hub();
+    org.settle(&hub, RUN).await;
+    let instance = org.rows(&hub).await[&rotating.account]
+        .instance
+        .clone()
+        .unwrap();
+    // A rotation under way whose nudge was lost; four new accounts, nudged.
+    let function = register_rotation_function(rotating).await;
+    let token = testbed::rotation::token();
+    start_rotation(rotating, &function, &token).await;
+    for step in ["createSecret", "setSecret"] {
+        rotation_step(rotating, step, &token).await.unwrap();
+    }
+    for w in new {
+        w.ok(&create(w)).await;
+    }
+    let nudged: BTreeSet<String> = new.iter().map(|w| w.account.clone()).collect();
+    let before = org.emulator.requests().len();
+    let report = hub
+        .registrar
+        .run(Instant::now() + RUN, nudged)
+        .await
+        .unwrap();
+    assert!(report.settled, "{report:?}");
+    // Whose each request was, in the order they came.
+    let served: Vec<String> = org.emulator.requests()[before..]
+        .iter()
+        .filter_map(|r| match r.route.as_deref()? {
+            "update" if r.path.contains(&instance) => Some(rotating.account.clone()),
+            "create" => new
+                .iter()
+                .find(|w| r.body.contains(&format!("aws-{}", w.account)))
+                .map(|w| w.account.clone()),
+            _ => None,
+        })
+        .collect();
+    let order: Vec<String> = new.iter().map(|w| w.account.clone()).collect();
+    let creates: Vec<String> = served
+        .iter()
+        .filter(|a| **a != rotating.account)
+        .cloned()
+        .collect();
+    // The nudges in the order they came (here: one batch, by account id),
+    // not the newest first.
+    assert_eq!(creates, order, "{served:?}");
+    // The pending key before the nudged accounts still queued when it was
+    // seen (at most the one being served then goes before it).
+    let at = served.iter().position(|a| *a == rotating.account);
+    assert!(at.is_some_and(|at| at <= 1), "{served:?}");
+    let state = hub_state(rotating).await;
+    let pending = rotating.secret_key("AWSPENDING").await.unwrap();
+    assert!(state.confirms(&pending.access_key_id), "{state:?}");
 }

@@ -4,6 +4,13 @@
 //! account the one started last is kept: a look that began before the
 //! account changed (a rotation's pending key, a stack just made) must not
 //! undo what a later one saw, whichever answers first.
+//!
+//! The work is served in three tiers, each first come, first served: an
+//! account whose look shows a rotation's pending key (its `testSecret`
+//! waits on the hub), then the accounts that nudged, then the rest. While
+//! a stack set makes accounts faster than the tenant's pace serves them,
+//! nudges keep coming: the newest first would bury the earlier ones, and a
+//! rotation with them, until the stack set is done.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -84,9 +91,11 @@ pub struct Sight {
 }
 
 impl Sight {
-    /// Keeps `look` and queues its account in `work` (a `nudged` one in
-    /// front), unless a look at that account that started later was kept:
-    /// then `look` is dropped, and false.
+    /// Keeps `look` and queues its account in `work` in its tier
+    /// ([`Sight::tier`]), behind the accounts of that tier queued before
+    /// it; an account already queued keeps its turn. Unless a look at that
+    /// account that started later was kept: then `look` is dropped, and
+    /// false.
     pub fn keep(
         &mut self,
         look: Look,
@@ -103,13 +112,36 @@ impl Sight {
         }
         self.started.insert(account.clone(), started);
         self.seen.insert(account.clone(), seen);
-        work.retain(|a| *a != account);
-        if nudged.contains(&account) {
-            work.push_front(account);
-        } else {
-            work.push_back(account);
+        let turn = work.iter().position(|a| *a == account);
+        if let Some(at) = turn {
+            work.remove(at);
         }
+        let tier = |a: &str| self.tier(a, nudged);
+        let mine = tier(&account);
+        // Behind every account of a tier before its own, before every
+        // account of a tier after it; where it stood, if that is between.
+        let first = work
+            .iter()
+            .rposition(|a| tier(a) < mine)
+            .map_or(0, |i| i + 1);
+        let last = work
+            .iter()
+            .position(|a| tier(a) > mine)
+            .unwrap_or(work.len())
+            .max(first);
+        let at = turn.map_or(last, |t| t.clamp(first, last));
+        work.insert(at, account);
         true
+    }
+
+    /// 0: the look shows a rotation's pending key; 1: the account nudged;
+    /// 2: the rest.
+    fn tier(&self, account: &str, nudged: &BTreeSet<String>) -> u8 {
+        match self.seen.get(account) {
+            Some(Seen::Member(m)) if m.pending_key_id.is_some() => 0,
+            _ if nudged.contains(account) => 1,
+            _ => 2,
+        }
     }
 }
 
@@ -117,6 +149,7 @@ impl Sight {
 mod tests {
     use std::time::Duration;
 
+    use super::super::members::Member;
     use super::*;
 
     fn look(account: &str, started: Instant, what: &str) -> Look {
@@ -152,5 +185,42 @@ mod tests {
         assert_eq!(what(&sight, "222222222222"), "new");
         assert!(sight.keep(look("111111111111", after, "again"), &mut work, &nudged));
         assert_eq!(work, ["111111111111", "222222222222"]);
+    }
+
+    fn rotating(account: &str, started: Instant) -> Look {
+        let member = Member::sample(account, "aws-rotating", "AKIAOLDKEY000000000A");
+        Look {
+            account: account.into(),
+            started,
+            seen: Seen::Member(Box::new(member.with_pending("AKIANEWKEY000000000B"))),
+        }
+    }
+
+    #[test]
+    fn a_pending_key_goes_first_then_the_nudges_in_the_order_they_came_then_the_rest() {
+        let (mut sight, mut work) = (Sight::default(), VecDeque::new());
+        let t = Instant::now();
+        let nudged: BTreeSet<String> = ["1", "2", "3", "4"].map(String::from).into();
+        // Not nudged: behind everything, whenever it came.
+        assert!(sight.keep(look("9", t, "quiet"), &mut work, &nudged));
+        // Nudges in the order they came (the newest first would bury them).
+        for a in ["3", "1", "2"] {
+            assert!(sight.keep(look(a, t, "nudged"), &mut work, &nudged));
+        }
+        assert_eq!(work, ["3", "1", "2", "9"]);
+        // Looked at again, a nudged account keeps its turn.
+        let later = t + Duration::from_millis(5);
+        assert!(sight.keep(look("3", later, "again"), &mut work, &nudged));
+        assert!(sight.keep(look("4", later, "nudged"), &mut work, &nudged));
+        assert_eq!(work, ["3", "1", "2", "4", "9"]);
+        // A rotation's pending key goes before every nudge, though it was
+        // not nudged and came last; a second one goes behind it.
+        assert!(sight.keep(rotating("8", later), &mut work, &nudged));
+        assert!(sight.keep(rotating("7", later), &mut work, &nudged));
+        assert_eq!(work, ["8", "7", "3", "1", "2", "4", "9"]);
+        // Its pending key gone (the rotation finished), it falls back to
+        // its tier, where its turn was: before the account queued after it.
+        assert!(sight.keep(look("8", later, "done"), &mut work, &nudged));
+        assert_eq!(work, ["7", "3", "1", "2", "4", "8", "9"]);
     }
 }

@@ -7,8 +7,10 @@
 //! - Actual state: the portal's AWS instances, one paged listing (100 a
 //!   page), taken again only to read the tests' results, within the share
 //!   of the budget `HUB_LIST_SHARE_PERCENT` gives the listings.
-//! - Accounts that nudged come first; a nudge only says "look sooner": what
-//!   is done is decided from what the hub reads itself.
+//! - The order of the work ([`Sight::keep`]): an account whose secret
+//!   shows a rotation's pending key first, then the accounts that nudged,
+//!   then the rest, each first come, first served. A nudge only says "look
+//!   sooner": what is done is decided from what the hub reads itself.
 //!
 //! Nothing is lost when a run stops (its time, a fault, the portal down):
 //! the rows, the secrets and the portal say where each account is, and the
