@@ -737,6 +737,18 @@ async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
         .unwrap();
     let report = run.await.unwrap().unwrap();
     assert_eq!(report["settled"], json!(true), "{report}");
+    // Where the run's time went: mostly waiting for B's test (15 s), the
+    // parts within the whole.
+    let spent = &report["spent"];
+    let part = |name: &str| spent[name].as_u64().unwrap();
+    assert!(part("tests") >= 5_000, "{spent}");
+    assert!(part("steps") > 0 && part("listings") > 0, "{spent}");
+    let parts: u64 = ["steps", "listings", "looks", "tests", "writes", "nudges"]
+        .into_iter()
+        .map(part)
+        .sum();
+    assert!(parts <= part("total"), "{spent}");
+    assert!(part("total") >= 15_000, "{spent}");
     let rows = org.rows(&hub).await;
     assert_eq!(rows[&a.account].status, Status::Connected, "{report}");
     assert_eq!(rows[&b.account].status, Status::Connected, "{report}");

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 use cloudapps::config::HubSettings;
 use cloudapps::deps::Deps;
 use cloudapps::hub::Hub;
-use cloudapps::hub::registrar::RunReport;
+use cloudapps::hub::report::RunReport;
 use cloudapps::hub::table::Row;
 use cloudapps::portal::{HubLink, Portal};
 use serde_json::{Value, json};

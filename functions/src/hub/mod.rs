@@ -18,6 +18,7 @@ pub mod org_health;
 pub mod pipeline;
 pub mod plan;
 pub mod registrar;
+pub mod report;
 pub mod table;
 
 use std::io::Write;

@@ -19,7 +19,6 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -31,6 +30,7 @@ use super::looks::{Look, Sight, look_at_all, look_later};
 use super::members::{Reach, Seen};
 use super::pipeline::{Ahead, Write, Writer};
 use super::plan::{Context, Listing, Step, decide};
+use super::report::{RunReport, since};
 use super::table::{Row, Table, is_account_id};
 
 /// What the registrar needs.
@@ -57,32 +57,6 @@ pub struct Tuning {
     pub pace: Duration,
 }
 
-/// What one run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RunReport {
-    /// Active accounts of the organization.
-    pub accounts: usize,
-    /// Accounts acted on with portal requests.
-    pub acted: usize,
-    /// Listings taken, and their pages.
-    pub listings: usize,
-    /// Portal requests sent (retries included).
-    pub requests: u64,
-    /// Portal requests that failed.
-    pub failures: usize,
-    /// Keys handed over that were read ahead, while the account before
-    /// them was served.
-    pub keys_read_ahead: usize,
-    /// Nothing was left to do (false: the time ran out first).
-    pub settled: bool,
-    /// The portal kept failing: the run stopped early and leaves the next
-    /// attempt to the schedule.
-    pub gave_up: bool,
-    /// The time ran out with work left, and the next run was started at
-    /// once through the hub's bus.
-    pub continued: bool,
-}
-
 /// Consecutive failed portal requests that end a run (the portal is down,
 /// or refuses the hub's credential: the next run tries again).
 const GIVE_UP_AFTER: usize = 5;
@@ -96,13 +70,16 @@ impl Registrar {
         nudged: BTreeSet<String>,
     ) -> Result<RunReport, Error> {
         let sent_before = self.portal.requests_sent();
+        let began = Instant::now();
         let accounts = self.accounts().await?;
         let mut rows = self.table.rows().await?;
         let mut nudged: BTreeSet<String> = nudged
             .into_iter()
             .filter(|a| accounts.contains(a))
             .collect();
+        let read = Instant::now();
         nudged.extend(self.nudges(&accounts).await);
+        let nudges_first = since(read);
         let (tx, mut rx) = mpsc::channel::<Look>(256);
         // Accounts that left the organization are gone; the rest are looked at.
         let left: Vec<String> = rows
@@ -128,6 +105,7 @@ impl Registrar {
             accounts: accounts.len(),
             ..RunReport::default()
         };
+        report.spent.nudges = nudges_first;
         let mut listing = self.list(deadline, &mut report).await?;
         let mut sight = Sight::default();
         let mut work: VecDeque<String> = VecDeque::new();
@@ -146,7 +124,9 @@ impl Registrar {
             }
             if nudges_read.elapsed() >= self.tuning.poll {
                 nudges_read = Instant::now();
-                for account in self.nudges(&accounts).await {
+                let nudges = self.nudges(&accounts).await;
+                report.spent.nudges += since(nudges_read);
+                for account in nudges {
                     // Looked at again even when it was nudged before in
                     // this run: what it changed since is what counts.
                     nudged.insert(account.clone());
@@ -156,7 +136,10 @@ impl Registrar {
             }
             let Some(account) = work.pop_front() else {
                 if expected > 0 {
-                    match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                    let waited = Instant::now();
+                    let answer = tokio::time::timeout_at(deadline.into(), rx.recv()).await;
+                    report.spent.looks += since(waited);
+                    match answer {
                         Ok(Some(look)) => {
                             expected -= 1;
                             sight.keep(look, &mut work, &nudged);
@@ -167,7 +150,9 @@ impl Registrar {
                 }
                 if awaiting.is_empty() {
                     // A nudge since the last read is work too.
+                    let read = Instant::now();
                     let late = self.nudges(&accounts).await;
+                    report.spent.nudges += since(read);
                     if late.is_empty() {
                         report.settled = true;
                         break;
@@ -186,7 +171,9 @@ impl Registrar {
                 if crate::time::reaches(due, deadline) {
                     break;
                 }
+                let waited = Instant::now();
                 tokio::time::sleep(due).await;
+                report.spent.tests += since(waited);
                 let Some(taken) = self.relist(deadline, &mut report).await else {
                     break;
                 };
@@ -228,6 +215,7 @@ impl Registrar {
                     _ => None,
                 };
                 let row = None;
+                let waited = Instant::now();
                 writer
                     .write(Write {
                         account,
@@ -235,6 +223,7 @@ impl Registrar {
                         member,
                     })
                     .await;
+                report.spent.writes += since(waited);
                 continue;
             }
             if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
@@ -264,7 +253,9 @@ impl Registrar {
                 Some(Seen::Member(m)) => Some(m.as_mut()),
                 _ => None,
             };
+            let acting = Instant::now();
             let done = act(&self.portal, step, row, member.as_deref(), mine, deadline).await;
+            report.spent.steps += since(acting);
             match done {
                 Done::Sent => {
                     // A nudge buys one round of requests (a failed test is
@@ -290,6 +281,7 @@ impl Registrar {
             // Written behind, while the next account's requests go on.
             let told = member.and_then(|m| Write::telling(m, hub_state(row)));
             let row = changed.then(|| row.clone());
+            let waited = Instant::now();
             writer
                 .write(Write {
                     account,
@@ -297,6 +289,7 @@ impl Registrar {
                     member: told,
                 })
                 .await;
+            report.spent.writes += since(waited);
             if failures_in_a_row >= GIVE_UP_AFTER {
                 warn!(
                     failures = failures_in_a_row,
@@ -308,7 +301,10 @@ impl Registrar {
         }
         observer.abort();
         drop(ahead);
+        let waited = Instant::now();
         let written = writer.finish().await;
+        report.spent.writes += since(waited);
+        report.spent.total = since(began);
         report.requests = self.portal.requests_sent() - sent_before;
         info!(report = ?report, "registrar run");
         written.map(|()| report)
@@ -354,8 +350,10 @@ impl Registrar {
 
     /// One paged listing of the portal's AWS instances.
     async fn list(&self, deadline: Instant, report: &mut RunReport) -> Result<Listing, Error> {
-        let taken_at = now();
-        let instances = self.portal.list(None, deadline).await?;
+        let (taken_at, listing) = (now(), Instant::now());
+        let instances = self.portal.list(None, deadline).await;
+        report.spent.listings += since(listing);
+        let instances = instances?;
         report.listings += 1;
         Ok(Listing::new(taken_at, instances))
     }
