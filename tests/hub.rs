@@ -5,9 +5,9 @@
 //! test, the pace, a rotation with the zero-downtime probe, accounts
 //! deleted (queued, and connected), the hub and the portal down then
 //! catching up, nudges and forged input, the order of the work (a
-//! rotation's pending key first, then the nudges in turn), and the
-//! registrar's own AWS calls beside the portal's requests (keys read ahead,
-//! writes behind).
+//! rotation's pending key first, then the nudges in turn, those a run did
+//! not serve first in the next), and the registrar's own AWS calls beside
+//! the portal's requests (keys read ahead, writes behind).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -825,4 +825,50 @@ async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn(
     let state = hub_state(rotating).await;
     let pending = rotating.secret_key("AWSPENDING").await.unwrap();
     assert!(state.confirms(&pending.access_key_id), "{state:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nudges_a_run_did_not_serve_go_first_in_the_next_run() {
+    // 200 ms a request: a run of 1.5 s serves two or three accounts.
+    let org = Org::new(own_moto(), MEMBERS, Duration::from_secs(6)).await;
+    org.create_all().await;
+    let hub = org.hub();
+    let mut ids: Vec<String> = org.members.iter().map(|w| w.account.clone()).collect();
+    ids.sort();
+    // The two accounts looked at first among the rest did not nudge.
+    let (quiet, nudged) = ids.split_at(2);
+    let nudged: BTreeSet<String> = nudged.iter().cloned().collect();
+    let first = hub
+        .registrar
+        .run(Instant::now() + Duration::from_millis(1500), nudged.clone())
+        .await
+        .unwrap();
+    assert!(!first.settled, "{first:?}");
+    let created = |requests: &[portal_emulator::Received]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.route.as_deref() == Some("create"))
+            .filter_map(|r| ids.iter().find(|a| r.body.contains(&format!("aws-{a}"))))
+            .cloned()
+            .collect()
+    };
+    let served: BTreeSet<String> = created(&org.emulator.requests()).into_iter().collect();
+    // Those nudged and not served are back on the list, and only those.
+    let table = &hub.registrar.table;
+    let handed = table.take_nudges().await.unwrap();
+    let due: BTreeSet<String> = nudged.difference(&served).cloned().collect();
+    assert!(!due.is_empty(), "the run served every account: {first:?}");
+    assert_eq!(handed, due, "served in the first run: {served:?}");
+    table.nudge(&handed).await.unwrap();
+    // The next run serves them before the accounts that never nudged.
+    let before = org.emulator.requests().len();
+    org.settle(&hub, RUN).await;
+    let next = created(&org.emulator.requests()[before..]);
+    let last_due = next.iter().rposition(|a| due.contains(a)).unwrap();
+    for q in quiet {
+        let at = next.iter().position(|a| a == q).unwrap();
+        assert!(at > last_due, "{q} before a nudge handed over: {next:?}");
+    }
+    assert!(table.take_nudges().await.unwrap().is_empty());
+    assert_eq!(org.emulator.instances().len(), MEMBERS);
 }

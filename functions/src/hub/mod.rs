@@ -7,13 +7,15 @@
 //!
 //! - [`registrar`]: the reconciler (its decisions: [`plan`]; carried out:
 //!   [`act`]); it reaches members through [`members`] (in the background:
-//!   [`looks`]) and records each account in the [`table`], beside the
-//!   portal's requests ([`pipeline`]);
+//!   [`looks`]), reads the nudges beside its work ([`nudges`]) and records
+//!   each account in the [`table`], beside the portal's requests
+//!   ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;
 pub mod looks;
 pub mod members;
+pub mod nudges;
 pub mod org_health;
 pub mod pipeline;
 pub mod plan;

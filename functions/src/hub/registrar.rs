@@ -10,13 +10,16 @@
 //! - The order of the work ([`Sight::keep`]): an account whose secret
 //!   shows a rotation's pending key first, then the accounts that nudged,
 //!   then the rest, each first come, first served. A nudge only says "look
-//!   sooner": what is done is decided from what the hub reads itself.
+//!   sooner": what is done is decided from what the hub reads itself. The
+//!   nudges are read beside the work ([`NudgeReader`]); those a run ends
+//!   without serving go back on the list, for the next run's first tiers.
 //!
 //! Nothing is lost when a run stops (its time, a fault, the portal down):
 //! the rows, the secrets and the portal say where each account is, and the
 //! next run goes on from there.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -28,9 +31,10 @@ use crate::portal::PortalClient;
 use super::act::{Done, act, hub_state, now};
 use super::looks::{Look, Sight, look_at_all, look_later};
 use super::members::{Reach, Seen};
+use super::nudges::{NudgeReader, hand_back, take};
 use super::pipeline::{Ahead, Write, Writer};
 use super::plan::{Context, Listing, Step, decide};
-use super::report::{RunReport, since};
+use super::report::{RunReport, since, timed};
 use super::table::{Row, Table, is_account_id};
 
 /// What the registrar needs.
@@ -77,9 +81,10 @@ impl Registrar {
             .into_iter()
             .filter(|a| accounts.contains(a))
             .collect();
-        let read = Instant::now();
-        nudged.extend(self.nudges(&accounts).await);
-        let nudges_first = since(read);
+        let mut nudges_first = 0;
+        nudged.extend(timed(&mut nudges_first, take(&self.table, &accounts)).await);
+        // The accounts nudged that this run has not served yet.
+        let mut unserved = nudged.clone();
         let (tx, mut rx) = mpsc::channel::<Look>(256);
         // Accounts that left the organization are gone; the rest are looked at.
         let left: Vec<String> = rows
@@ -106,12 +111,27 @@ impl Registrar {
             ..RunReport::default()
         };
         report.spent.nudges = nudges_first;
-        let mut listing = self.list(deadline, &mut report).await?;
+        let mut listing = match self.list(deadline, &mut report).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                observer.abort();
+                hand_back(&self.table, &unserved).await;
+                return Err(e);
+            }
+        };
+        let ours = Arc::new(accounts.clone());
+        let table = self.table.clone();
+        let mut reader = NudgeReader::start(
+            move || {
+                let (table, ours) = (table.clone(), ours.clone());
+                async move { take(&table, &ours).await }
+            },
+            self.tuning.poll,
+        );
         let mut sight = Sight::default();
         let mut work: VecDeque<String> = VecDeque::new();
         let mut awaiting: BTreeSet<String> = BTreeSet::new();
         let (mut acts_since_listing, mut failures_in_a_row) = (0usize, 0usize);
-        let mut nudges_read = Instant::now();
         let mut writer = Writer::new(self.table.clone(), self.tuning.concurrency);
         let mut ahead: Option<Ahead> = None;
         loop {
@@ -122,23 +142,18 @@ impl Registrar {
                 expected = expected.saturating_sub(1);
                 sight.keep(look, &mut work, &nudged);
             }
-            if nudges_read.elapsed() >= self.tuning.poll {
-                nudges_read = Instant::now();
-                let nudges = self.nudges(&accounts).await;
-                report.spent.nudges += since(nudges_read);
-                for account in nudges {
-                    // Looked at again even when it was nudged before in
-                    // this run: what it changed since is what counts.
-                    nudged.insert(account.clone());
-                    expected += 1;
-                    look_later(&self.reach, &account, &tx);
-                }
+            for account in reader.ready() {
+                // Looked at again even when it was nudged before in this
+                // run: what it changed since is what counts.
+                nudged.insert(account.clone());
+                unserved.insert(account.clone());
+                expected += 1;
+                look_later(&self.reach, &account, &tx);
             }
             let Some(account) = work.pop_front() else {
                 if expected > 0 {
-                    let waited = Instant::now();
-                    let answer = tokio::time::timeout_at(deadline.into(), rx.recv()).await;
-                    report.spent.looks += since(waited);
+                    let answer = tokio::time::timeout_at(deadline.into(), rx.recv());
+                    let answer = timed(&mut report.spent.looks, answer).await;
                     match answer {
                         Ok(Some(look)) => {
                             expected -= 1;
@@ -150,15 +165,14 @@ impl Registrar {
                 }
                 if awaiting.is_empty() {
                     // A nudge since the last read is work too.
-                    let read = Instant::now();
-                    let late = self.nudges(&accounts).await;
-                    report.spent.nudges += since(read);
+                    let late = timed(&mut report.spent.nudges, reader.now()).await;
                     if late.is_empty() {
                         report.settled = true;
                         break;
                     }
                     for account in late {
                         nudged.insert(account.clone());
+                        unserved.insert(account.clone());
                         expected += 1;
                         look_later(&self.reach, &account, &tx);
                     }
@@ -171,9 +185,7 @@ impl Registrar {
                 if crate::time::reaches(due, deadline) {
                     break;
                 }
-                let waited = Instant::now();
-                tokio::time::sleep(due).await;
-                report.spent.tests += since(waited);
+                timed(&mut report.spent.tests, tokio::time::sleep(due)).await;
                 let Some(taken) = self.relist(deadline, &mut report).await else {
                     break;
                 };
@@ -206,6 +218,12 @@ impl Registrar {
                 names: &names,
             };
             let step = decide(rows.get(&account), s, &listing, &cx);
+            if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
+                // The run's own deadline is no portal fault: the account
+                // is left as it is, for the next run.
+                break;
+            }
+            unserved.remove(&account);
             if step == Step::Nothing {
                 // The verdict on the member's secret is the row's: one that
                 // did not reach it (a write that failed, a tag changed by
@@ -215,21 +233,13 @@ impl Registrar {
                     _ => None,
                 };
                 let row = None;
-                let waited = Instant::now();
-                writer
-                    .write(Write {
-                        account,
-                        row,
-                        member,
-                    })
-                    .await;
-                report.spent.writes += since(waited);
+                let write = writer.write(Write {
+                    account,
+                    row,
+                    member,
+                });
+                timed(&mut report.spent.writes, write).await;
                 continue;
-            }
-            if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
-                // The run's own deadline is no portal fault: the account
-                // is left as it is, for the next run.
-                break;
             }
             let mine = Ahead::take(&mut ahead, &account, &step, s);
             report.keys_read_ahead += usize::from(mine.is_some());
@@ -253,9 +263,8 @@ impl Registrar {
                 Some(Seen::Member(m)) => Some(m.as_mut()),
                 _ => None,
             };
-            let acting = Instant::now();
-            let done = act(&self.portal, step, row, member.as_deref(), mine, deadline).await;
-            report.spent.steps += since(acting);
+            let done = act(&self.portal, step, row, member.as_deref(), mine, deadline);
+            let done = timed(&mut report.spent.steps, done).await;
             match done {
                 Done::Sent => {
                     // A nudge buys one round of requests (a failed test is
@@ -281,15 +290,12 @@ impl Registrar {
             // Written behind, while the next account's requests go on.
             let told = member.and_then(|m| Write::telling(m, hub_state(row)));
             let row = changed.then(|| row.clone());
-            let waited = Instant::now();
-            writer
-                .write(Write {
-                    account,
-                    row,
-                    member: told,
-                })
-                .await;
-            report.spent.writes += since(waited);
+            let write = writer.write(Write {
+                account,
+                row,
+                member: told,
+            });
+            timed(&mut report.spent.writes, write).await;
             if failures_in_a_row >= GIVE_UP_AFTER {
                 warn!(
                     failures = failures_in_a_row,
@@ -301,9 +307,13 @@ impl Registrar {
         }
         observer.abort();
         drop(ahead);
-        let waited = Instant::now();
-        let written = writer.finish().await;
-        report.spent.writes += since(waited);
+        // Nudges read after the last turn are work left: the next run
+        // starts at once for them, as for any other.
+        let left = timed(&mut report.spent.nudges, reader.stop()).await;
+        report.settled &= left.is_empty();
+        unserved.extend(left);
+        timed(&mut report.spent.nudges, hand_back(&self.table, &unserved)).await;
+        let written = timed(&mut report.spent.writes, writer.finish()).await;
         report.spent.total = since(began);
         report.requests = self.portal.requests_sent() - sent_before;
         info!(report = ?report, "registrar run");
@@ -324,28 +334,6 @@ impl Registrar {
             }
         }
         Ok(accounts)
-    }
-
-    /// The accounts that nudged, among `accounts`: a nudge from anywhere
-    /// else (outside the organization) is ignored, and said so.
-    async fn nudges(&self, accounts: &BTreeSet<String>) -> Vec<String> {
-        let taken = match self.table.take_nudges().await {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "could not read the nudges: the accounts are looked at anyway");
-                return Vec::new();
-            }
-        };
-        taken
-            .into_iter()
-            .filter(|a| {
-                let ours = accounts.contains(a);
-                if !ours {
-                    warn!(account = %a, "a nudge from an account outside the organization: ignored");
-                }
-                ours
-            })
-            .collect()
     }
 
     /// One paged listing of the portal's AWS instances.

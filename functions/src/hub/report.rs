@@ -1,6 +1,7 @@
 //! What one registrar run did, and where its time went: read by the
 //! benchmark (each run's report) and logged at each run's end.
 
+use std::future::Future;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -52,8 +53,17 @@ pub struct Spent {
     /// The writes behind all busy: waiting for one to end (and, at the
     /// run's end, for all of them).
     pub writes: u64,
-    /// Reading the nudges.
+    /// Reading the nudges in line: at the run's start, when nothing else
+    /// is left, and at its end (the reads during the work are beside it).
     pub nudges: u64,
+}
+
+/// Awaits `work`, adding the time it took to `spent`.
+pub async fn timed<T>(spent: &mut u64, work: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = work.await;
+    *spent += since(start);
+    out
 }
 
 /// Milliseconds since `start`.
