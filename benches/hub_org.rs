@@ -18,7 +18,7 @@ use cloudapps::cfn::Answer;
 use cloudapps::config::{Env, HubSettings, Settings};
 use cloudapps::deps::Deps;
 use cloudapps::hub::Hub;
-use cloudapps::portal::{HubLink, Portal};
+use cloudapps::portal::{Budget, HubLink, Portal};
 use serde_json::json;
 
 use crate::support::hub::{MEMBER_ROLE, MEMBER_SECRET, REGISTRAR_ROLE};
@@ -109,6 +109,10 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     // retry pauses, the test polls (the registrar's listing poll), the
     // test's timeout; and the run's margin within its 15 minutes.
     t.pace = scaled.of(t.pace);
+    t.budget = t.budget.map(|b| Budget {
+        window: scaled.of(b.window),
+        ..b
+    });
     t.retry_first = scaled.of(t.retry_first);
     t.retry_max = scaled.of(t.retry_max);
     t.test_first_poll = scaled.of(t.test_first_poll);

@@ -17,7 +17,7 @@ use cloudapps::deps::Deps;
 use cloudapps::hub::Hub;
 use cloudapps::hub::report::RunReport;
 use cloudapps::hub::table::Row;
-use cloudapps::portal::{HubLink, Portal};
+use cloudapps::portal::{Budget, HubLink, Portal};
 use serde_json::{Value, json};
 
 use crate::{Moto, REGION, World, portal_settings, sdk_config, template, test_settings};
@@ -116,6 +116,10 @@ impl Org {
         let scale = self.window.as_secs_f64() / 60.0;
         let mut portal = portal_settings(&self.emulator.url, &self.credentials_secret);
         portal.timings.pace = (self.window / self.limit).mul_f64(1.02);
+        portal.timings.budget = Some(Budget {
+            requests: self.limit,
+            window: self.window,
+        });
         portal.timings.test_first_poll = Duration::from_secs(15).mul_f64(scale);
         let mut settings = HubSettings {
             portal,

@@ -33,6 +33,7 @@ pub fn portal_settings(url: &str, credentials_secret: &str) -> ApiSettings {
             test_first_poll: Duration::from_millis(100),
             test_max_poll: Duration::from_millis(400),
             pace: Duration::ZERO,
+            budget: None,
         },
         login_url: url.to_string(),
         ..ApiSettings::new(url, credentials_secret)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::portal::ApiSettings;
+use crate::portal::Budget;
 
 use super::Env;
 use super::portal::{api_settings, hub_event_bus};
@@ -13,6 +14,12 @@ use super::portal::{api_settings, hub_event_bus};
 /// itself a little under it (2.04 s a request) so that it is never
 /// throttled, whatever the portal's clock.
 pub const HUB_PACE: Duration = Duration::from_millis(2_040);
+/// That budget, which the hub also keeps by the portal's answers
+/// ([`crate::portal::transport::Timings::budget`]).
+pub const HUB_BUDGET: Budget = Budget {
+    requests: 30,
+    window: Duration::from_secs(60),
+};
 
 /// The hub's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +65,7 @@ impl HubSettings {
         if env.text("PORTAL_PACE_MS").is_none() {
             portal.timings.pace = HUB_PACE;
         }
+        portal.timings.budget = Some(HUB_BUDGET);
         let table = env
             .text("HUB_TABLE")
             .ok_or_else(|| Error::Config("the hub needs HUB_TABLE (its DynamoDB table)".into()))?;
@@ -129,6 +137,7 @@ mod tests {
     fn the_hub_reads_its_defaults_and_refuses_what_is_wrong() {
         let s = HubSettings::read(&env(&PORTAL)).unwrap();
         assert_eq!(s.portal.timings.pace, HUB_PACE);
+        assert_eq!(s.portal.timings.budget, Some(HUB_BUDGET));
         assert_eq!(s.member_role, "cloudapps-hub-access");
         assert_eq!(s.member_secret, "cloudapps/connector-key");
         assert_eq!((s.list_share_percent, s.concurrency), (5, 16));

@@ -78,6 +78,7 @@ pub(super) fn api_settings<L: Fn(&str) -> Option<String>>(
         test_first_poll: env.millis("PORTAL_TEST_POLL_MS", t.test_first_poll)?,
         test_max_poll: env.millis("PORTAL_TEST_MAX_POLL_MS", t.test_max_poll)?,
         pace: env.millis("PORTAL_PACE_MS", t.pace)?,
+        budget: t.budget,
     };
     timings.check().map_err(Error::Config)?;
     let routes = Routes::with_overrides(&env.text("PORTAL_ROUTES").unwrap_or_default())

@@ -36,7 +36,7 @@ pub use handoff::Handoff;
 pub use hub::HubLink;
 pub use outcome::{Instance, NotRead, PortalStatus, Previous, Promotion, Release, Since, Tested};
 pub use routes::{Route, Routes};
-pub use transport::Timings;
+pub use transport::{Budget, Timings};
 pub use verification::{TestOutcome, TestState};
 
 use crate::error::Error;
