@@ -300,7 +300,7 @@ fn figures(r: &Rollout, m: &Measured, report: &mut Report, main: bool) {
         "requests",
         Some(Target::AtMost(0.0)),
         format!(
-            "429s the hub met, paced at {:?} a request (2.04 s scaled); {:.1} requests admitted a window, first to last",
+            "429s the hub met, paced at {:?} a request at most (1 s scaled), within the budget kept by the answers; {:.1} requests admitted a window, first to last",
             r.pace, m.per_window
         ),
     );

@@ -105,7 +105,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     }))
     .unwrap();
     let t = &mut settings.portal.timings;
-    // Every timing the portal's minute bounds: the pace (2.04 s), the
+    // Every timing the portal's minute bounds: the pace (1 s), the budget, the
     // retry pauses, the test polls (the registrar's listing poll), the
     // test's timeout; and the run's margin within its 15 minutes.
     t.pace = scaled.of(t.pace);

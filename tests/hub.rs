@@ -872,3 +872,94 @@ async fn the_nudges_a_run_did_not_serve_go_first_in_the_next_run() {
     assert!(table.take_nudges().await.unwrap().is_empty());
     assert_eq!(org.emulator.instances().len(), MEMBERS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tests_results_are_read_from_listings_of_the_awaited_instances_alone() {
+    // The tenant also holds 250 AWS instances the hub has nothing to do
+    // with (accounts connected by hand): a listing of them all takes 3
+    // pages.
+    let org = Org::new(own_moto(), MEMBERS, Duration::from_secs(1)).await;
+    for i in 0..250 {
+        org.emulator
+            .add_instance(11599, &format!("by-hand-{i:03}"), "AKIAHANDHANDHANDHAND");
+    }
+    let by_hand = org.emulator.instances();
+    org.create_all().await;
+    let hub = org.hub();
+    let reports = org.settle(&hub, RUN).await;
+    for (account, row) in org.rows(&hub).await {
+        assert_eq!(row.status, Status::Connected, "{account}: {row:?}");
+    }
+    let ours: BTreeSet<String> = org
+        .members
+        .iter()
+        .map(|w| format!("aws-{}", w.account))
+        .collect();
+    let listings: Vec<Value> = org
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.route.as_deref() == Some("find") && r.status == 200)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let (narrow, whole): (Vec<&Value>, Vec<&Value>) = listings
+        .iter()
+        .partition(|b| !b["filters"]["name"].is_null());
+    // Each run's first listing takes every instance (3 pages); after it,
+    // the tests' results come from listings that name the awaited
+    // instances only: one page each, never an instance of another.
+    assert_eq!(whole.len(), 3 * reports.len(), "{reports:?}");
+    assert!(!narrow.is_empty(), "{reports:?}");
+    for body in &narrow {
+        let names = body["filters"]["name"]["eq"].as_array().unwrap();
+        assert!(!names.is_empty() && names.len() <= MEMBERS, "{body}");
+        for name in names {
+            assert!(ours.contains(name.as_str().unwrap()), "{body}");
+        }
+        assert_eq!(body["skip"], 0, "one page: {body}");
+    }
+    let listed: u64 = reports.iter().map(|r| r.listed).sum();
+    assert_eq!(listed, listings.len() as u64);
+    // The instances connected by hand are as they were.
+    let after = org.emulator.instances();
+    assert_eq!(after.len(), 250 + MEMBERS);
+    for before in &by_hand {
+        let now = after.iter().find(|i| i.id == before.id).unwrap();
+        assert_eq!(
+            (&now.name, now.enabled, &now.access_key_id),
+            (&before.name, before.enabled, &before.access_key_id)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_in_two_execution_environments_keep_one_budget() {
+    // 5 requests a second; each run is out of time after 1.5 s, and the
+    // next runs in the other execution environment (its own pace), right
+    // after: the lease hands the answers on.
+    let org = Org::with_budget(own_moto(), MEMBERS, Duration::from_secs(1), 5).await;
+    org.create_all().await;
+    let environments = [org.hub(), org.hub()];
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "account": org.hub.account, "detail": {}});
+    let mut runs = Vec::new();
+    for i in 0..20 {
+        let deadline = testbed::hub::epoch_millis_in(Duration::from_millis(1500));
+        let run = environments[i % 2]
+            .on_registrar_event(&scheduled, &format!("run-{i}"), deadline)
+            .await
+            .unwrap();
+        let settled = run["settled"] == json!(true);
+        runs.push(run);
+        if settled {
+            break;
+        }
+    }
+    assert!(runs.len() >= 3, "{runs:?}");
+    assert_eq!(runs.last().unwrap()["settled"], json!(true), "{runs:?}");
+    assert_eq!(org.emulator.throttled(), 0, "{runs:?}");
+    assert!(org.busiest_window() <= org.limit as usize);
+    assert!(runs.iter().all(|r| r["failures"] == json!(0)), "{runs:?}");
+    let instances = org.emulator.instances();
+    assert_eq!(instances.len(), MEMBERS, "one instance per account");
+    assert!(instances.iter().all(|i| i.status == "connected"));
+}

@@ -115,7 +115,7 @@ impl Org {
     pub fn hub_with(&self, tweak: impl FnOnce(&mut HubSettings)) -> Hub {
         let scale = self.window.as_secs_f64() / 60.0;
         let mut portal = portal_settings(&self.emulator.url, &self.credentials_secret);
-        portal.timings.pace = (self.window / self.limit).mul_f64(1.02);
+        portal.timings.pace = self.window / self.limit / 2;
         portal.timings.budget = Some(Budget {
             requests: self.limit,
             window: self.window,

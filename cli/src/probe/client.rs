@@ -24,7 +24,9 @@ pub async fn run(
             return;
         }
     };
-    let listed = client.list(name, deadline).await;
+    let listed = client
+        .list(name.as_ref().map(std::slice::from_ref), deadline)
+        .await;
     let first = listed.as_ref().ok().and_then(|l| l.first().cloned());
     record(
         probe,

@@ -10,12 +10,14 @@ use crate::portal::Budget;
 use super::Env;
 use super::portal::{api_settings, hub_event_bus};
 
-/// The tenant's budget: 30 requests per rolling minute. The hub paces
-/// itself a little under it (2.04 s a request) so that it is never
-/// throttled, whatever the portal's clock.
-pub const HUB_PACE: Duration = Duration::from_millis(2_040);
-/// That budget, which the hub also keeps by the portal's answers
-/// ([`crate::portal::transport::Timings::budget`]).
+/// The least time between two of the hub's requests: half the budget's
+/// even spread (2 s), so that slots a pause left unused are caught up on
+/// while the portal's minute still has them. The budget, kept by the
+/// answers ([`HUB_BUDGET`]), is what keeps the hub from a 429.
+pub const HUB_PACE: Duration = Duration::from_millis(1_000);
+/// The tenant's budget, 30 requests per rolling minute, which the hub
+/// keeps by the portal's answers ([`crate::portal::pace::Pacer`]): a
+/// request late on its way cannot bring 31 into the portal's minute.
 pub const HUB_BUDGET: Budget = Budget {
     requests: 30,
     window: Duration::from_secs(60),

@@ -5,14 +5,15 @@
 //! may assume, to read its connector secret and write the hub's verdict on
 //! it (`cloudapps:hub-*` tags, [`crate::hub_tags`]).
 //!
-//! - [`registrar`]: the reconciler (its decisions: [`plan`]; carried out:
-//!   [`act`]); it reaches members through [`members`] (in the background:
+//! - [`registrar`]: the reconciler (its decisions: [`plan`], from the
+//!   portal's instances as [`listing`]s showed them; carried out: [`act`]); it reaches members through [`members`] (in the background:
 //!   [`looks`]), reads the nudges beside its work ([`nudges`]) and records
 //!   each account in the [`table`], beside the portal's requests
 //!   ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;
+pub mod listing;
 pub mod looks;
 pub mod members;
 pub mod nudges;
@@ -70,7 +71,9 @@ impl Hub {
             list_share_percent: settings.list_share_percent,
             concurrency: settings.concurrency as usize,
             poll: settings.portal.timings.test_first_poll,
-            pace: settings.portal.timings.pace,
+            pace: (settings.portal.timings.budget)
+                .map_or(settings.portal.timings.pace, |b| b.spread())
+                .max(settings.portal.timings.pace),
         };
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Ok(Self {
@@ -114,12 +117,16 @@ impl Hub {
         let now = act::now() / 1000;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let until = now + i64::try_from(left.as_secs()).unwrap_or(0) + 60;
-        if !r.table.take_lease(request_id, now, until).await? {
+        let Some(answers) = r.table.take_lease(request_id, now, until).await? else {
             info!("a registrar run is under way: it picks the nudge up");
             return Ok(json!({"run": "under way elsewhere"}));
-        }
+        };
+        // The run before may have been another execution environment's:
+        // its requests still count in the tenant's minute.
+        r.portal.seed_answers(&answers);
         let report = r.run(deadline, nudged).await;
-        if let Err(e) = r.table.release_lease(request_id).await {
+        let answers = r.portal.recent_answers();
+        if let Err(e) = r.table.release_lease(request_id, &answers).await {
             warn!(error = %e, "could not give the lease back: it runs out by itself");
         }
         let mut report = report?;

@@ -16,61 +16,10 @@
 use std::collections::HashMap;
 
 use crate::hub_tags::Status;
-use crate::portal::RemoteInstance;
 
+pub use super::listing::Listing;
 use super::members::{Member, Seen};
 use super::table::Row;
-
-/// The portal's AWS instances, as one paged listing showed them.
-#[derive(Clone, Debug, Default)]
-pub struct Listing {
-    /// When the listing began (milliseconds since the epoch): what was
-    /// sent after it may not show in it.
-    pub taken_at: i64,
-    by_id: HashMap<String, RemoteInstance>,
-    by_name: HashMap<String, Vec<String>>,
-}
-
-impl Listing {
-    pub fn new(taken_at: i64, instances: Vec<RemoteInstance>) -> Self {
-        let mut listing = Self {
-            taken_at,
-            ..Self::default()
-        };
-        for i in instances {
-            listing
-                .by_name
-                .entry(i.name.clone())
-                .or_default()
-                .push(i.id.clone());
-            listing.by_id.insert(i.id.clone(), i);
-        }
-        listing
-    }
-
-    pub fn get(&self, id: &str) -> Option<&RemoteInstance> {
-        self.by_id.get(id)
-    }
-
-    pub fn named(&self, name: &str) -> Vec<&RemoteInstance> {
-        self.by_name
-            .get(name)
-            .map(|ids| ids.iter().filter_map(|id| self.by_id.get(id)).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn instances(&self) -> impl Iterator<Item = &RemoteInstance> {
-        self.by_id.values()
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-}
 
 /// What the registrar knows besides, to decide.
 #[derive(Clone, Copy, Debug)]
@@ -177,7 +126,8 @@ fn member(row: Option<&Row>, m: &Member, listing: &Listing, cx: &Context<'_>) ->
     }
     let handed_at = row.and_then(|r| r.handed_at);
     // What was sent after the listing began may not show in it yet.
-    let sent_since_listing = handed_at.is_some_and(|h| h >= listing.taken_at);
+    let listed_at = listing.taken_for(&m.account);
+    let sent_since_listing = handed_at.is_some_and(|h| h >= listed_at);
     let recorded = row.and_then(|r| r.instance.as_deref());
     let instance = match recorded.and_then(|id| listing.get(id)) {
         Some(i) => Some(i),
@@ -230,7 +180,7 @@ fn member(row: Option<&Row>, m: &Member, listing: &Listing, cx: &Context<'_>) ->
         };
     }
     let test_started = row.and_then(|r| r.test_started);
-    if test_started.is_some_and(|t| t >= listing.taken_at) || sent_since_listing {
+    if test_started.is_some_and(|t| t >= listed_at) || sent_since_listing {
         return pending("the portal's test is running");
     }
     let tested_since_handover = match (test_started, handed_at) {

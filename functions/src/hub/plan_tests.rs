@@ -1,4 +1,5 @@
 use super::*;
+use crate::portal::RemoteInstance;
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";
@@ -288,4 +289,46 @@ fn a_gone_account_is_disabled_only_while_its_instance_holds_its_key() {
     let mut off = r.clone();
     off.status = Status::Disabled;
     assert_eq!(decide_at(Some(&off), &gone, &holding, false), Step::Nothing);
+}
+
+#[test]
+fn a_test_started_after_the_listing_of_them_all_is_read_from_a_narrow_one_after_it() {
+    use crate::hub::listing::Asked;
+    // Listed at NOW - 1,000; A's key handed over and its test started after.
+    let started = row(NOW - 900, Some(NOW - 800));
+    let mut seen_by = listing(vec![
+        instance("i-a", "aws-a", KEY, "pending"),
+        instance("i-b", "aws-b", KEY, "pending"),
+    ]);
+    let pending = decide_at(Some(&started), &seen(a()), &seen_by, false);
+    assert!(matches!(pending, Step::Wait { .. }), "{pending:?}");
+    // A narrow listing of A's instance alone, begun after the test started.
+    let asked = Asked {
+        account: A.into(),
+        names: vec!["aws-a".into()],
+        instance: Some("i-a".into()),
+    };
+    let missed = seen_by.refresh(
+        NOW - 500,
+        &[asked],
+        vec![instance("i-a", "aws-a", KEY, "connected")],
+    );
+    assert!(missed.is_empty());
+    assert_eq!(
+        decide_at(Some(&started), &seen(a()), &seen_by, false),
+        Step::Record {
+            instance: "i-a".into(),
+            status: Status::Connected,
+            detail: String::new()
+        }
+    );
+    // B, handed over after the listing of them all and not in the narrow
+    // one: what shows of it is as old as that listing, so it still waits.
+    let mut b_row = row(NOW - 900, Some(NOW - 800));
+    b_row.account = B.into();
+    b_row.name = "aws-b".into();
+    b_row.instance = Some("i-b".into());
+    let b = Member::sample(B, "aws-b", KEY);
+    let step = decide_at(Some(&b_row), &seen(b), &seen_by, false);
+    assert!(matches!(step, Step::Wait { .. }), "{step:?}");
 }

@@ -4,9 +4,12 @@
 //! - Desired state: each active account of the organization, looked at
 //!   through its own hub role (side by side, while the portal work goes on:
 //!   the first accounts are acted on before the last are read).
-//! - Actual state: the portal's AWS instances, one paged listing (100 a
-//!   page), taken again only to read the tests' results, within the share
-//!   of the budget `HUB_LIST_SHARE_PERCENT` gives the listings.
+//! - Actual state: the portal's AWS instances, one paged listing of them
+//!   all (100 a page) at the run's start, taken while the accounts and the
+//!   table are read. After it, only the tests' results are read, from
+//!   listings of the awaited accounts' instances alone ([`Listing`]: one
+//!   page for up to 100), all of a run's listings within the share of the
+//!   budget `HUB_LIST_SHARE_PERCENT` gives them.
 //! - The order of the work ([`Sight::keep`]): an account whose secret
 //!   shows a rotation's pending key first, then the accounts that nudged,
 //!   then the rest, each first come, first served. A nudge only says "look
@@ -18,22 +21,24 @@
 //! the rows, the secrets and the portal say where each account is, and the
 //! next run goes on from there.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, Sender};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::portal::PortalClient;
+use crate::portal::{PortalClient, RemoteInstance};
 
 use super::act::{Done, act, hub_state, now};
+use super::listing::{Asked, Listing, names, next, pages};
 use super::looks::{Look, Sight, look_at_all, look_later};
 use super::members::{Reach, Seen};
 use super::nudges::{NudgeReader, hand_back, take};
 use super::pipeline::{Ahead, Write, Writer};
-use super::plan::{Context, Listing, Step, decide};
+use super::plan::{Context, Step, decide};
 use super::report::{RunReport, since, timed};
 use super::table::{Row, Table, is_account_id};
 
@@ -57,8 +62,22 @@ pub struct Tuning {
     /// The least time between two listings that only read tests' results,
     /// and between two reads of the nudges while there is work.
     pub poll: Duration,
-    /// The portal's pace (one request per `pace`).
+    /// One request's share of the portal's budget (2 s of 30 a minute):
+    /// what a listing's pages cost in time.
     pub pace: Duration,
+}
+
+/// What a run starts from.
+struct Start {
+    /// The organization's active accounts.
+    accounts: BTreeSet<String>,
+    rows: BTreeMap<String, Row>,
+    /// The accounts to serve first.
+    nudged: BTreeSet<String>,
+    /// Looks still to come.
+    expected: usize,
+    /// The looks at every account, under way.
+    observer: JoinHandle<()>,
 }
 
 /// Consecutive failed portal requests that end a run (the portal is down,
@@ -75,44 +94,27 @@ impl Registrar {
     ) -> Result<RunReport, Error> {
         let sent_before = self.portal.requests_sent();
         let began = Instant::now();
-        let accounts = self.accounts().await?;
-        let mut rows = self.table.rows().await?;
-        let mut nudged: BTreeSet<String> = nudged
-            .into_iter()
-            .filter(|a| accounts.contains(a))
-            .collect();
-        let mut nudges_first = 0;
-        nudged.extend(timed(&mut nudges_first, take(&self.table, &accounts)).await);
+        let mut report = RunReport::default();
+        let (tx, mut rx) = mpsc::channel::<Look>(256);
+        // The first listing goes out while the organization's accounts,
+        // the table and the nudges are read, and the looks begin: none
+        // waits on the other.
+        let (first, start) = tokio::join!(
+            self.list(deadline, &mut report, None),
+            self.start(nudged, tx.clone())
+        );
+        let Start {
+            accounts,
+            mut rows,
+            mut nudged,
+            mut expected,
+            observer,
+        } = start?;
+        report.accounts = accounts.len();
         // The accounts nudged that this run has not served yet.
         let mut unserved = nudged.clone();
-        let (tx, mut rx) = mpsc::channel::<Look>(256);
-        // Accounts that left the organization are gone; the rest are looked at.
-        let left: Vec<String> = rows
-            .keys()
-            .filter(|a| !accounts.contains(*a))
-            .cloned()
-            .collect();
-        let order: Vec<String> = nudged
-            .iter()
-            .cloned()
-            .chain(accounts.iter().filter(|a| !nudged.contains(*a)).cloned())
-            .collect();
-        // Observations still to come.
-        let mut expected = left.len() + order.len();
-        let observer = tokio::spawn(look_at_all(
-            self.reach.clone(),
-            left,
-            order,
-            self.tuning.concurrency,
-            tx.clone(),
-        ));
-        let mut report = RunReport {
-            accounts: accounts.len(),
-            ..RunReport::default()
-        };
-        report.spent.nudges = nudges_first;
-        let mut listing = match self.list(deadline, &mut report).await {
-            Ok(listing) => listing,
+        let mut listing = match first {
+            Ok((taken_at, instances)) => Listing::new(taken_at, instances),
             Err(e) => {
                 observer.abort();
                 hand_back(&self.table, &unserved).await;
@@ -131,7 +133,9 @@ impl Registrar {
         let mut sight = Sight::default();
         let mut work: VecDeque<String> = VecDeque::new();
         let mut awaiting: BTreeSet<String> = BTreeSet::new();
-        let (mut acts_since_listing, mut failures_in_a_row) = (0usize, 0usize);
+        let mut failures_in_a_row = 0usize;
+        // A narrow listing missed an account: the next lists them all.
+        let mut whole_next = false;
         let mut writer = Writer::new(self.table.clone(), self.tuning.concurrency);
         let mut ahead: Option<Ahead> = None;
         loop {
@@ -179,29 +183,32 @@ impl Registrar {
                     continue;
                 }
                 // Only tests' results are awaited: the next listing shows them.
-                let pages = listing.len().div_ceil(100).max(1) as u32;
+                let asked = next(&listing, whole_next, &awaiting, &rows, &sight.seen);
+                let pages = pages(&listing, asked.as_deref()) as u32;
                 let poll = self.tuning.poll.max(self.tuning.pace * pages * 4);
-                let due = listing_due(listing.taken_at, poll);
+                let due = listing_due(listing.latest, poll);
                 if crate::time::reaches(due, deadline) {
                     break;
                 }
                 timed(&mut report.spent.tests, tokio::time::sleep(due)).await;
-                let Some(taken) = self.relist(deadline, &mut report).await else {
+                let relisted = self.relist(deadline, &mut report, &mut listing, asked);
+                let Some(missed) = relisted.await else {
                     break;
                 };
-                listing = taken;
-                acts_since_listing = 0;
+                whole_next = missed;
                 awaited_first(&mut work, &mut awaiting);
                 continue;
             };
-            let pages = listing.len().div_ceil(100).max(1);
+            let asked = next(&listing, whole_next, &awaiting, &rows, &sight.seen);
+            let pages = pages(&listing, asked.as_deref());
             let share = self.tuning.list_share_percent;
-            if !awaiting.is_empty() && affordable(share, pages, acts_since_listing) {
-                let Some(taken) = self.relist(deadline, &mut report).await else {
+            let worked = self.portal.requests_sent() - sent_before - report.listed;
+            if !awaiting.is_empty() && affordable(share, report.listed + pages, worked) {
+                let relisted = self.relist(deadline, &mut report, &mut listing, asked);
+                let Some(missed) = relisted.await else {
                     break;
                 };
-                listing = taken;
-                acts_since_listing = 0;
+                whole_next = missed;
                 work.push_front(account);
                 awaited_first(&mut work, &mut awaiting);
                 continue;
@@ -218,7 +225,7 @@ impl Registrar {
                 names: &names,
             };
             let step = decide(rows.get(&account), s, &listing, &cx);
-            if sends(&step) && too_late_to_send(deadline, self.tuning.pace) {
+            if sends(&step) && too_late_to_send(deadline, self.portal.start_of(2)) {
                 // The run's own deadline is no portal fault: the account
                 // is left as it is, for the next run.
                 break;
@@ -271,7 +278,6 @@ impl Registrar {
                     // run again once, not at every listing).
                     nudged.remove(&account);
                     report.acted += 1;
-                    acts_since_listing += 2;
                     failures_in_a_row = 0;
                 }
                 Done::Failed => {
@@ -320,6 +326,46 @@ impl Registrar {
         written.map(|()| report)
     }
 
+    /// A run's start: the organization's active accounts, the table's
+    /// rows and the nudges waiting (taken off the list, after those of the
+    /// run's event); then the looks at every account begin, the nudged
+    /// first, and those at accounts that left the organization.
+    async fn start(&self, nudged: BTreeSet<String>, tx: Sender<Look>) -> Result<Start, Error> {
+        let (accounts, rows) = tokio::try_join!(self.accounts(), self.table.rows())?;
+        let taken = take(&self.table, &accounts).await;
+        let nudged: BTreeSet<String> = nudged
+            .into_iter()
+            .filter(|a| accounts.contains(a))
+            .chain(taken)
+            .collect();
+        // Accounts that left the organization are gone; the rest are looked at.
+        let left: Vec<String> = rows
+            .keys()
+            .filter(|a| !accounts.contains(*a))
+            .cloned()
+            .collect();
+        let order: Vec<String> = nudged
+            .iter()
+            .cloned()
+            .chain(accounts.iter().filter(|a| !nudged.contains(*a)).cloned())
+            .collect();
+        let expected = left.len() + order.len();
+        let observer = tokio::spawn(look_at_all(
+            self.reach.clone(),
+            left,
+            order,
+            self.tuning.concurrency,
+            tx,
+        ));
+        Ok(Start {
+            accounts,
+            rows,
+            nudged,
+            expected,
+            observer,
+        })
+    }
+
     /// The organization's active accounts.
     async fn accounts(&self) -> Result<BTreeSet<String>, Error> {
         let mut accounts = BTreeSet::new();
@@ -336,22 +382,43 @@ impl Registrar {
         Ok(accounts)
     }
 
-    /// One paged listing of the portal's AWS instances.
-    async fn list(&self, deadline: Instant, report: &mut RunReport) -> Result<Listing, Error> {
-        let (taken_at, listing) = (now(), Instant::now());
-        let instances = self.portal.list(None, deadline).await;
-        report.spent.listings += since(listing);
-        let instances = instances?;
+    /// One paged listing of the portal's AWS instances (of those of the
+    /// accounts `asked` about only, when given).
+    async fn list(
+        &self,
+        deadline: Instant,
+        report: &mut RunReport,
+        asked: Option<&[Asked]>,
+    ) -> Result<(i64, Vec<RemoteInstance>), Error> {
+        let (taken_at, start, sent) = (now(), Instant::now(), self.portal.requests_sent());
+        let names = asked.map(names);
+        let instances = self.portal.list(names.as_deref(), deadline).await;
+        report.spent.listings += since(start);
+        report.listed += self.portal.requests_sent() - sent;
         report.listings += 1;
-        Ok(Listing::new(taken_at, instances))
+        Ok((taken_at, instances?))
     }
 
-    /// A listing in the middle of a run; `None` ends the run, which keeps
-    /// what it did, unsettled: the next run goes on (and if the portal is
-    /// down, its first listing fails and leaves the retry to the schedule).
-    async fn relist(&self, deadline: Instant, report: &mut RunReport) -> Option<Listing> {
-        match self.list(deadline, report).await {
-            Ok(listing) => Some(listing),
+    /// A listing in the middle of a run, into `listing`: of every instance,
+    /// or of those of the accounts `asked` about. `Some(true)`: the narrow
+    /// listing missed one of them. `None` ends the run, which keeps what
+    /// it did, unsettled: the next run goes on (and if the portal is down,
+    /// its first listing fails and leaves the retry to the schedule).
+    async fn relist(
+        &self,
+        deadline: Instant,
+        report: &mut RunReport,
+        listing: &mut Listing,
+        asked: Option<Vec<Asked>>,
+    ) -> Option<bool> {
+        match self.list(deadline, report, asked.as_deref()).await {
+            Ok((taken_at, instances)) => Some(match asked {
+                None => {
+                    *listing = Listing::new(taken_at, instances);
+                    false
+                }
+                Some(asked) => !listing.refresh(taken_at, &asked, instances).is_empty(),
+            }),
             Err(e) => {
                 report.failures += 1;
                 warn!(error = %e, "a listing failed: this run stops, the next goes on");
@@ -370,16 +437,17 @@ fn sends(step: &Step) -> bool {
     )
 }
 
-/// True when two requests at `pace` no longer fit before `deadline`.
-fn too_late_to_send(deadline: Instant, pace: Duration) -> bool {
-    let needed = (pace + crate::portal::transport::MIN_ATTEMPT) * 2;
-    crate::time::reaches(needed, deadline)
+/// True when a step's second request, which could start at `second` at
+/// the earliest (the pace, the budget), no longer fits before `deadline`.
+fn too_late_to_send(deadline: Instant, second: Instant) -> bool {
+    let needed = crate::portal::transport::MIN_ATTEMPT * 2;
+    crate::time::add(second, needed) >= deadline
 }
 
-/// True when a listing of `pages` after `acts` requests of work keeps the
-/// listings within `percent` of the requests.
-fn affordable(percent: u32, pages: usize, acts: usize) -> bool {
-    let share = percent.clamp(1, 99) as usize;
+/// True when listings of `pages` in all (this run's, and the one to take)
+/// beside `acts` requests of work keep within `percent` of the requests.
+fn affordable(percent: u32, pages: u64, acts: u64) -> bool {
+    let share = u64::from(percent.clamp(1, 99));
     acts * share >= pages * (100 - share)
 }
 
@@ -395,7 +463,7 @@ fn awaited_first(work: &mut VecDeque<String>, awaiting: &mut BTreeSet<String>) {
 }
 
 /// Which account's row holds each instance name.
-fn names_of(rows: &std::collections::BTreeMap<String, Row>) -> HashMap<String, String> {
+fn names_of(rows: &BTreeMap<String, Row>) -> HashMap<String, String> {
     rows.values()
         .filter(|r| !r.name.is_empty() && r.status != crate::hub_tags::Status::Disabled)
         .map(|r| (r.name.clone(), r.account.clone()))

@@ -13,8 +13,10 @@ pub struct RunReport {
     pub accounts: usize,
     /// Accounts acted on with portal requests.
     pub acted: usize,
-    /// Listings taken, and their pages.
+    /// Listings taken (of every instance, or of those awaited).
     pub listings: usize,
+    /// Portal requests the listings took (their pages; retries included).
+    pub listed: u64,
     /// Portal requests sent (retries included).
     pub requests: u64,
     /// Portal requests that failed.
@@ -53,8 +55,9 @@ pub struct Spent {
     /// The writes behind all busy: waiting for one to end (and, at the
     /// run's end, for all of them).
     pub writes: u64,
-    /// Reading the nudges in line: at the run's start, when nothing else
-    /// is left, and at its end (the reads during the work are beside it).
+    /// Reading the nudges in line: when nothing else is left, and at the
+    /// run's end (the reads at its start are beside its first listing,
+    /// those during the work beside the work).
     pub nudges: u64,
 }
 

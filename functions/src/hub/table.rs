@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::error::Error;
 use crate::hub_tags::Status;
+use crate::portal::pace::Answers;
 
 /// The lease item's key.
 const LEASE: &str = "#lease";
@@ -192,8 +193,14 @@ impl Table {
     }
 
     /// Takes the lease for `holder` until `until` (seconds since the epoch)
-    /// unless another holder's lease runs past `now`. True when taken.
-    pub async fn take_lease(&self, holder: &str, now: i64, until: i64) -> Result<bool, Error> {
+    /// unless another holder's lease runs past `now`. `Some`: taken, with
+    /// the portal's answers the run before handed on ([`Self::release_lease`]).
+    pub async fn take_lease(
+        &self,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Answers>, Error> {
         let taken = self
             .client
             .put_item()
@@ -205,28 +212,41 @@ impl Table {
             .expression_attribute_names("#u", "until")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":me", AttributeValue::S(holder.into()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match taken {
-            Ok(_) => Ok(true),
+            Ok(out) => Ok(Some(answers_of(out.attributes()))),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(Error::aws("dynamodb:PutItem (lease)")(e)),
         }
     }
 
-    /// Gives the lease back, if `holder` still holds it.
-    pub async fn release_lease(&self, holder: &str) -> Result<(), Error> {
+    /// Gives the lease back, if `holder` still holds it, with the portal's
+    /// answers still inside the budget's window, for the next run: it may
+    /// run in another execution environment, and keeps the budget too.
+    pub async fn release_lease(&self, holder: &str, answers: &Answers) -> Result<(), Error> {
+        let at = answers
+            .at
+            .iter()
+            .map(|a| AttributeValue::N(a.to_string()))
+            .collect();
         let released = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.name)
             .key("account", AttributeValue::S(LEASE.into()))
+            .update_expression("SET #u = :free, answered = :at, answered_by = :by")
             .condition_expression("holder = :me")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":free", AttributeValue::N("0".into()))
+            .expression_attribute_values(":at", AttributeValue::L(at))
+            .expression_attribute_values(":by", AttributeValue::S(answers.by.clone()))
             .expression_attribute_values(":me", AttributeValue::S(holder.into()))
             .send()
             .await;
@@ -238,7 +258,7 @@ impl Table {
             {
                 Ok(())
             }
-            Err(e) => Err(Error::aws("dynamodb:DeleteItem (lease)")(e)),
+            Err(e) => Err(Error::aws("dynamodb:UpdateItem (lease)")(e)),
         }
     }
 
@@ -290,6 +310,25 @@ impl Table {
             .map_err(Error::aws("dynamodb:UpdateItem (nudges)"))?;
         Ok(accounts.into_iter().collect())
     }
+}
+
+/// The answers a lease item hands on (none when it holds none).
+fn answers_of(item: Option<&HashMap<String, AttributeValue>>) -> Answers {
+    let Some(item) = item else {
+        return Answers::default();
+    };
+    let by = match item.get("answered_by") {
+        Some(AttributeValue::S(by)) => by.clone(),
+        _ => String::new(),
+    };
+    let at = match item.get("answered") {
+        Some(AttributeValue::L(at)) => at
+            .iter()
+            .filter_map(|a| a.as_n().ok()?.parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    Answers { by, at }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::auth::Auth;
+use super::pace::Answers;
 use super::routes::{Route, Routes};
 use super::transport::{Failure, Resend, Timings, Transport, unexpected};
 use super::wire::{self, ErrorBody, Page};
@@ -22,7 +23,7 @@ use crate::text::scrub;
 /// The AWS app in Defender for Cloud Apps.
 pub const AWS_APP_ID: u32 = 11599;
 /// Instances asked for per page of `find`.
-const PAGE: usize = 100;
+pub const PAGE: usize = 100;
 /// Pages read at most (10,000 instances).
 const MAX_PAGES: usize = 100;
 
@@ -125,6 +126,23 @@ impl PortalClient {
         self.transport.sent()
     }
 
+    /// When the `n`-th request from now (1: the next) could start at the
+    /// earliest, by the pace and the tenant's budget.
+    pub fn start_of(&self, n: usize) -> Instant {
+        self.transport.pacer.start_of(n)
+    }
+
+    /// The answers still inside the tenant's budget window, for the next
+    /// process to keep the budget.
+    pub fn recent_answers(&self) -> Answers {
+        self.transport.pacer.recent()
+    }
+
+    /// Takes in the answers another process recorded.
+    pub fn seed_answers(&self, answers: &Answers) {
+        self.transport.pacer.seed(answers);
+    }
+
     pub(super) fn timings(&self) -> &Timings {
         &self.transport.timings
     }
@@ -138,7 +156,7 @@ impl PortalClient {
         name: &str,
         deadline: Instant,
     ) -> Result<Option<RemoteInstance>, Error> {
-        let mut found = self.list(Some(name), deadline).await?;
+        let mut found = self.list(Some(&[name]), deadline).await?;
         match found.len() {
             0 | 1 => Ok(found.pop()),
             n => Err(Error::Portal {
@@ -150,18 +168,19 @@ impl PortalClient {
         }
     }
 
-    /// Every AWS instance of the tenant (named exactly `name`, when given),
-    /// page after page. Only what is proven is kept: appId 11599 and, with
-    /// a name, that exact name; anything else the portal answers (another
-    /// app, another name: its filter may be ignored) is passed over.
+    /// Every AWS instance of the tenant (named exactly one of `names`,
+    /// when given), page after page. Only what is proven is kept: appId
+    /// 11599 and, with names, one of them exactly; anything else the portal
+    /// answers (another app, another name: its filter may be ignored) is
+    /// passed over.
     pub async fn list(
         &self,
-        name: Option<&str>,
+        names: Option<&[&str]>,
         deadline: Instant,
     ) -> Result<Vec<RemoteInstance>, Error> {
         let mut filters = json!({"appId": {"eq": [AWS_APP_ID]}});
-        if let Some(name) = name {
-            filters["name"] = json!({"eq": [name]});
+        if let Some(names) = names {
+            filters["name"] = json!({ "eq": names });
         }
         let (mut kept, mut passed_over) = (Vec::new(), 0usize);
         for page in 0..MAX_PAGES {
@@ -179,7 +198,7 @@ impl PortalClient {
             for w in data {
                 let instance = RemoteInstance::from_wire("find", w)?;
                 let ours = instance.app_id == Some(u64::from(AWS_APP_ID))
-                    && name.is_none_or(|n| instance.name == n);
+                    && names.is_none_or(|n| n.contains(&instance.name.as_str()));
                 if ours {
                     kept.push(instance);
                 } else {
@@ -190,7 +209,8 @@ impl PortalClient {
                 if passed_over > 0 {
                     warn!(
                         passed_over,
-                        name, "the portal answered instances its filter excludes: passed over"
+                        names = ?names,
+                        "the portal answered instances its filter excludes: passed over"
                     );
                 }
                 return Ok(kept);

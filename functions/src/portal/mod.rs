@@ -20,6 +20,7 @@ pub mod connect;
 pub mod handoff;
 pub mod hub;
 pub mod outcome;
+pub mod pace;
 pub mod routes;
 pub mod transport;
 pub mod verification;
@@ -35,8 +36,9 @@ pub use connect::{Connected, Desired, Ownership};
 pub use handoff::Handoff;
 pub use hub::HubLink;
 pub use outcome::{Instance, NotRead, PortalStatus, Previous, Promotion, Release, Since, Tested};
+pub use pace::Budget;
 pub use routes::{Route, Routes};
-pub use transport::{Budget, Timings};
+pub use transport::Timings;
 pub use verification::{TestOutcome, TestState};
 
 use crate::error::Error;

@@ -14,6 +14,8 @@ use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::time::reaches;
 
+use super::pace::{Budget, Pacer};
+
 /// No attempt starts with less time than this left.
 pub const MIN_ATTEMPT: Duration = Duration::from_millis(300);
 /// The largest answer body read: the contract's answers are a few KB; a
@@ -36,24 +38,13 @@ pub struct Timings {
     /// read is one of the tenant's 30 requests a minute).
     pub test_first_poll: Duration,
     pub test_max_poll: Duration,
-    /// The least time between the starts of two requests: a caller that owns
-    /// the tenant's budget (the organization hub) paces itself at it (2 s:
-    /// 30 a minute) instead of meeting 429s. Zero: no pacing.
+    /// The least time between the starts of two requests ([`Pacer`]).
+    /// Zero: no pacing.
     pub pace: Duration,
-    /// The tenant's rolling budget, kept by the answers too: a request
-    /// never starts within `window` of the answer to the one `requests`
-    /// before it (the portal counted that one no later than it answered).
-    /// The pace alone leaves it a margin of 2 %: a request that reached the
-    /// portal late, by more than that, would make the one `requests` after
-    /// it a 429. None: the pace alone.
+    /// The tenant's rolling budget, kept by the answers: a caller that owns
+    /// it (the organization hub) meets no 429 ([`Pacer`]). None: the pace
+    /// alone.
     pub budget: Option<Budget>,
-}
-
-/// `requests` per rolling `window`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
-    pub requests: u32,
-    pub window: Duration,
 }
 
 impl Default for Timings {
@@ -137,11 +128,8 @@ impl From<Error> for Failure {
 pub struct Transport {
     pub http: reqwest::Client,
     pub timings: Timings,
-    /// When the next request may start (with [`Timings::pace`]).
-    next_slot: std::sync::Mutex<Instant>,
-    /// When the last requests were answered, oldest first, as many as the
-    /// [`Timings::budget`] holds.
-    answered: std::sync::Mutex<std::collections::VecDeque<Instant>>,
+    /// When each request may start ([`Timings::pace`], [`Timings::budget`]).
+    pub pacer: Pacer,
     /// Requests sent (answered or not), for the hub's accounting.
     sent: std::sync::atomic::AtomicU64,
 }
@@ -156,8 +144,7 @@ impl Transport {
         Ok(Self {
             http,
             timings,
-            next_slot: std::sync::Mutex::new(Instant::now()),
-            answered: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            pacer: Pacer::new(timings.pace, timings.budget),
             sent: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -170,36 +157,8 @@ impl Transport {
     /// Waits for this request's slot at the pace and within the budget
     /// (none without either).
     async fn slot(&self) {
-        let t = &self.timings;
-        if t.pace.is_zero() && t.budget.is_none() {
-            return;
-        }
-        let start = {
-            let mut next = self.next_slot.lock().unwrap();
-            let mut start = (*next).max(Instant::now());
-            if let Some(b) = t.budget {
-                let answered = self.answered.lock().unwrap();
-                if answered.len() >= b.requests as usize
-                    && let Some(oldest) = answered.front()
-                {
-                    start = start.max(crate::time::add(*oldest, b.window));
-                }
-            }
-            *next = crate::time::add(start, t.pace);
-            start
-        };
-        tokio::time::sleep_until(start.into()).await;
-    }
-
-    /// Notes that a request was answered (or failed) now.
-    fn answered(&self) {
-        let Some(b) = self.timings.budget else {
-            return;
-        };
-        let mut answered = self.answered.lock().unwrap();
-        answered.push_back(Instant::now());
-        while answered.len() > b.requests as usize {
-            answered.pop_front();
+        if !self.pacer.unbounded() {
+            tokio::time::sleep_until(self.pacer.take().into()).await;
         }
     }
 
@@ -230,7 +189,7 @@ impl Transport {
             }
             let started = Instant::now();
             let sent = request(t.request_timeout.min(left)).send().await;
-            self.answered();
+            self.pacer.answered();
             let (why, hint, throttled) = match sent {
                 Err(e) if e.is_timeout() => (
                     format!("no answer within {:.1?}", started.elapsed()),
@@ -430,48 +389,6 @@ mod tests {
         assert_eq!(huge, MAX_RETRY_AFTER);
         assert!(reaches(Duration::MAX, Instant::now()));
         assert!(with_jitter(Duration::MAX) == Duration::MAX);
-    }
-
-    #[tokio::test]
-    async fn a_request_answered_late_holds_back_the_one_a_budget_after_it() {
-        let window = Duration::from_millis(400);
-        let timings = Timings {
-            pace: Duration::from_millis(10),
-            budget: Some(Budget {
-                requests: 3,
-                window,
-            }),
-            ..Timings::default()
-        };
-        let t = Transport::new(timings).unwrap();
-        let began = Instant::now();
-        // The first request's answer comes 200 ms after it started (the
-        // portal may have counted it as late as that); two quick ones.
-        t.slot().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        t.answered();
-        let first_answered = Instant::now();
-        for _ in 0..2 {
-            t.slot().await;
-            t.answered();
-        }
-        // The pace alone would start the fourth at once; the budget waits
-        // for the first's answer to leave the window.
-        t.slot().await;
-        assert!(first_answered.elapsed() >= window, "{:?}", began.elapsed());
-        // The budget alone, with no pace, is kept too.
-        let alone = Transport::new(Timings {
-            pace: Duration::ZERO,
-            ..timings
-        })
-        .unwrap();
-        for _ in 0..3 {
-            alone.slot().await;
-            alone.answered();
-        }
-        let fourth = Instant::now();
-        alone.slot().await;
-        assert!(fourth.elapsed() >= window - Duration::from_millis(50));
     }
 
     #[test]
