@@ -328,8 +328,8 @@ impl Registrar {
 
     /// A run's start: the organization's active accounts, the table's
     /// rows and the nudges waiting (taken off the list, after those of the
-    /// run's event); then the looks at every account begin, the nudged
-    /// first, and those at accounts that left the organization.
+    /// run's event); then the looks at every account begin ([`look_order`]),
+    /// and those at accounts that left the organization.
     async fn start(&self, nudged: BTreeSet<String>, tx: Sender<Look>) -> Result<Start, Error> {
         let (accounts, rows) = tokio::try_join!(self.accounts(), self.table.rows())?;
         let taken = take(&self.table, &accounts).await;
@@ -344,11 +344,7 @@ impl Registrar {
             .filter(|a| !accounts.contains(*a))
             .cloned()
             .collect();
-        let order: Vec<String> = nudged
-            .iter()
-            .cloned()
-            .chain(accounts.iter().filter(|a| !nudged.contains(*a)).cloned())
-            .collect();
+        let order = look_order(&accounts, &nudged, &rows);
         let expected = left.len() + order.len();
         let observer = tokio::spawn(look_at_all(
             self.reach.clone(),
@@ -426,6 +422,29 @@ impl Registrar {
             }
         }
     }
+}
+
+/// The order of a run's looks: the nudged accounts, then those the table
+/// does not show settled (no row yet, queued, pending, in error: where the
+/// work is, in a run that goes on from the one before), then the rest.
+fn look_order(
+    accounts: &BTreeSet<String>,
+    nudged: &BTreeSet<String>,
+    rows: &BTreeMap<String, Row>,
+) -> Vec<String> {
+    use crate::hub_tags::Status::{Connected, Disabled};
+    let settled = |a: &String| {
+        rows.get(a)
+            .is_some_and(|r| matches!(r.status, Connected | Disabled))
+    };
+    let rest = accounts.iter().filter(|a| !nudged.contains(*a));
+    let (settled, unsettled): (Vec<&String>, Vec<&String>) = rest.partition(|a| settled(a));
+    nudged
+        .iter()
+        .chain(unsettled)
+        .chain(settled)
+        .cloned()
+        .collect()
 }
 
 /// True for a step that sends portal requests (a create or an update, each
