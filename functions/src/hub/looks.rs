@@ -10,15 +10,19 @@
 //! waits on the hub), then the accounts that nudged, then the rest. While
 //! a stack set makes accounts faster than the tenant's pace serves them,
 //! nudges keep coming: the newest first would bury the earlier ones, and a
-//! rotation with them, until the stack set is done.
+//! rotation with them, until the stack set is done. Within the rest, the
+//! accounts the table does not show settled are looked at first
+//! ([`look_order`]): where the work is, in a run that goes on from the one
+//! before.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::members::{Reach, Seen};
+use super::table::Row;
 
 /// What one look at an account found, and when it started.
 #[derive(Debug)]
@@ -39,6 +43,29 @@ async fn look(reach: &Reach, account: String) -> Look {
         started,
         seen,
     }
+}
+
+/// The order of a run's looks: the nudged accounts, then those the table
+/// does not show settled (no row yet, queued, pending, in error: where the
+/// work is, in a run that goes on from the one before), then the rest.
+pub fn look_order(
+    accounts: &BTreeSet<String>,
+    nudged: &BTreeSet<String>,
+    rows: &BTreeMap<String, Row>,
+) -> Vec<String> {
+    use crate::hub_tags::Status::{Connected, Disabled};
+    let settled = |a: &String| {
+        rows.get(a)
+            .is_some_and(|r| matches!(r.status, Connected | Disabled))
+    };
+    let rest = accounts.iter().filter(|a| !nudged.contains(*a));
+    let (settled, unsettled): (Vec<&String>, Vec<&String>) = rest.partition(|a| settled(a));
+    nudged
+        .iter()
+        .chain(unsettled)
+        .chain(settled)
+        .cloned()
+        .collect()
 }
 
 /// Says the accounts that `left` the organization are gone, then looks at
@@ -222,5 +249,28 @@ mod tests {
         // its tier, where its turn was: before the account queued after it.
         assert!(sight.keep(look("8", later, "done"), &mut work, &nudged));
         assert_eq!(work, ["7", "3", "1", "2", "4", "8", "9"]);
+    }
+
+    #[test]
+    fn a_run_looks_first_at_the_nudged_then_where_the_table_shows_work_left() {
+        use crate::hub_tags::Status;
+        let id = |i: u32| format!("{i:012}");
+        let accounts: BTreeSet<String> = (1..=6).map(id).collect();
+        let nudged: BTreeSet<String> = [id(5)].into();
+        let mut rows = BTreeMap::new();
+        for (i, status) in [
+            (1, Status::Connected),
+            (2, Status::Pending),
+            (3, Status::Disabled),
+            (4, Status::Error),
+            (5, Status::Connected),
+        ] {
+            let mut row = Row::new(&id(i), "us-east-1");
+            row.status = status;
+            rows.insert(id(i), row);
+        }
+        // 6 has no row yet: a new account.
+        let order = look_order(&accounts, &nudged, &rows);
+        assert_eq!(order, vec![id(5), id(2), id(4), id(6), id(1), id(3)]);
     }
 }

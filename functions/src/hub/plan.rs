@@ -13,7 +13,7 @@
 //!   listing shows changing);
 //! - an instance is disabled only while it holds the account's own key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::hub_tags::Status;
 
@@ -212,6 +212,14 @@ fn member(row: Option<&Row>, m: &Member, listing: &Listing, cx: &Context<'_>) ->
         _ if test_started.is_some_and(|t| cx.now - t >= cx.test_timeout) => test,
         _ => pending("the portal's test is running"),
     }
+}
+
+/// Which account's row holds each instance name.
+pub fn names_of(rows: &BTreeMap<String, Row>) -> HashMap<String, String> {
+    rows.values()
+        .filter(|r| !r.name.is_empty() && r.status != crate::hub_tags::Status::Disabled)
+        .map(|r| (r.name.clone(), r.account.clone()))
+        .collect()
 }
 
 fn pending(detail: &str) -> Step {

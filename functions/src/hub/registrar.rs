@@ -21,7 +21,7 @@
 //! the rows, the secrets and the portal say where each account is, and the
 //! next run goes on from there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,11 +34,11 @@ use crate::portal::{PortalClient, RemoteInstance};
 
 use super::act::{Done, act, hub_state, now};
 use super::listing::{Asked, Listing, names, next, pages};
-use super::looks::{Look, Sight, look_at_all, look_later};
+use super::looks::{Look, Sight, look_at_all, look_later, look_order};
 use super::members::{Reach, Seen};
 use super::nudges::{NudgeReader, hand_back, take};
 use super::pipeline::{Ahead, Write, Writer};
-use super::plan::{Context, Step, decide};
+use super::plan::{Context, Step, decide, names_of};
 use super::report::{RunReport, since, timed};
 use super::table::{Row, Table, is_account_id};
 
@@ -424,29 +424,6 @@ impl Registrar {
     }
 }
 
-/// The order of a run's looks: the nudged accounts, then those the table
-/// does not show settled (no row yet, queued, pending, in error: where the
-/// work is, in a run that goes on from the one before), then the rest.
-fn look_order(
-    accounts: &BTreeSet<String>,
-    nudged: &BTreeSet<String>,
-    rows: &BTreeMap<String, Row>,
-) -> Vec<String> {
-    use crate::hub_tags::Status::{Connected, Disabled};
-    let settled = |a: &String| {
-        rows.get(a)
-            .is_some_and(|r| matches!(r.status, Connected | Disabled))
-    };
-    let rest = accounts.iter().filter(|a| !nudged.contains(*a));
-    let (settled, unsettled): (Vec<&String>, Vec<&String>) = rest.partition(|a| settled(a));
-    nudged
-        .iter()
-        .chain(unsettled)
-        .chain(settled)
-        .cloned()
-        .collect()
-}
-
 /// True for a step that sends portal requests (a create or an update, each
 /// with its test, at most two).
 fn sends(step: &Step) -> bool {
@@ -479,14 +456,6 @@ fn awaited_first(work: &mut VecDeque<String>, awaiting: &mut BTreeSet<String>) {
         work.retain(|a| *a != account);
         work.push_front(account);
     }
-}
-
-/// Which account's row holds each instance name.
-fn names_of(rows: &BTreeMap<String, Row>) -> HashMap<String, String> {
-    rows.values()
-        .filter(|r| !r.name.is_empty() && r.status != crate::hub_tags::Status::Disabled)
-        .map(|r| (r.name.clone(), r.account.clone()))
-        .collect()
 }
 
 /// How long until a listing taken at `taken_at` may be taken again.

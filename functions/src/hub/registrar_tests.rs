@@ -64,26 +64,3 @@ fn after_a_listing_the_accounts_awaiting_it_go_before_the_queue() {
     );
     assert_eq!(work.len(), 902, "each account once");
 }
-
-#[test]
-fn a_run_looks_first_at_the_nudged_then_where_the_table_shows_work_left() {
-    use crate::hub_tags::Status;
-    let id = |i: u32| format!("{i:012}");
-    let accounts: BTreeSet<String> = (1..=6).map(id).collect();
-    let nudged: BTreeSet<String> = [id(5)].into();
-    let mut rows = BTreeMap::new();
-    for (i, status) in [
-        (1, Status::Connected),
-        (2, Status::Pending),
-        (3, Status::Disabled),
-        (4, Status::Error),
-        (5, Status::Connected),
-    ] {
-        let mut row = Row::new(&id(i), "us-east-1");
-        row.status = status;
-        rows.insert(id(i), row);
-    }
-    // 6 has no row yet: a new account.
-    let order = look_order(&accounts, &nudged, &rows);
-    assert_eq!(order, vec![id(5), id(2), id(4), id(6), id(1), id(3)]);
-}
