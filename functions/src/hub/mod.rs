@@ -6,10 +6,10 @@
 //! it (`cloudapps:hub-*` tags, [`crate::hub_tags`]).
 //!
 //! - [`registrar`]: the reconciler (its decisions: [`plan`], from the
-//!   portal's instances as [`listing`]s showed them; carried out: [`act`]); it reaches members through [`members`] (in the background:
-//!   [`looks`]), reads the nudges beside its work ([`nudges`]) and records
-//!   each account in the [`table`], beside the portal's requests
-//!   ([`pipeline`]);
+//!   portal's instances as [`listing`]s showed them; carried out: [`act`]);
+//!   it reaches members through [`members`] (in the background: [`looks`]),
+//!   reads the nudges beside its work ([`nudges`]) and records each account
+//!   in the [`table`], beside the portal's requests ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;

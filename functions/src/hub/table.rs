@@ -3,7 +3,8 @@
 //! record (what `cloudapps org status` and the organization's health read);
 //! the portal and the members' secrets stay the truth it is rebuilt from.
 //! Two items that are not accounts share it: the registrar's lease (one run
-//! at a time) and the accounts members nudged.
+//! at a time; it stays, free, with the portal's answers of the last run's
+//! final minute, for the next run) and the accounts members nudged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
