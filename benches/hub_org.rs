@@ -107,7 +107,8 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     let t = &mut settings.portal.timings;
     // Every timing the portal's minute bounds: the pace (1 s), the budget, the
     // retry pauses, the test polls (the registrar's listing poll), the
-    // test's timeout; and the run's margin within its 15 minutes.
+    // test's timeout, how long a run's listing serves the next; and the
+    // run's margin within its 15 minutes.
     t.pace = scaled.of(t.pace);
     t.budget = t.budget.map(|b| Budget {
         window: scaled.of(b.window),
@@ -118,6 +119,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     t.test_first_poll = scaled.of(t.test_first_poll);
     t.test_max_poll = scaled.of(t.test_max_poll);
     settings.test_timeout = scaled.of(settings.test_timeout);
+    settings.listing_kept = scaled.of(settings.listing_kept);
     settings.run_margin = scaled.of(settings.run_margin);
     let (pace, run_margin) = (settings.portal.timings.pace, settings.run_margin);
     let hub_ = Hub::new(settings, &registrar_sdk).unwrap();

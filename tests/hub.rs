@@ -963,3 +963,104 @@ async fn runs_in_two_execution_environments_keep_one_budget() {
     assert_eq!(instances.len(), MEMBERS, "one instance per account");
     assert!(instances.iter().all(|i| i.status == "connected"));
 }
+
+/// One registrar execution of `hub` for `event`, with `left` to run.
+async fn execute(hub: &cloudapps::hub::Hub, event: &Value, id: &str, left: Duration) -> Value {
+    let deadline = testbed::hub::epoch_millis_in(left);
+    hub.on_registrar_event(event, id, deadline).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_goes_on_from_the_one_before_lists_every_instance_only_once() {
+    // 250 instances connected by hand: a listing of every instance takes 3
+    // pages; 5 requests a second.
+    let org = Org::with_budget(own_moto(), MEMBERS, Duration::from_secs(1), 5).await;
+    for i in 0..250 {
+        org.emulator
+            .add_instance(11599, &format!("by-hand-{i:03}"), "AKIAHANDHANDHANDHAND");
+    }
+    org.create_all().await;
+    let event = |source: &str, detail_type: &str, account: &str| json!({"source": source, "detail-type": detail_type, "account": account, "detail": {}});
+    let hub_account = org.hub.account.as_str();
+    let scheduled = event("aws.events", "Scheduled Event", hub_account);
+    let next = event(
+        cloudapps::hub::CONTINUE_SOURCE,
+        cloudapps::hub::CONTINUE_DETAIL_TYPE,
+        hub_account,
+    );
+    let nudge = event(
+        cloudapps::portal::hub::NUDGE_SOURCE,
+        cloudapps::portal::hub::NUDGE_DETAIL_TYPE,
+        &org.members[0].account,
+    );
+    // Pages of listings of every instance since request `from`.
+    let whole_pages = |from: usize| {
+        org.emulator.requests()[from..]
+            .iter()
+            .filter(|r| r.route.as_deref() == Some("find") && r.status == 200)
+            .filter(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap()["filters"]["name"].is_null()
+            })
+            .count()
+    };
+    let (hub, other) = (org.hub(), org.hub());
+    // A scheduled run lists every instance, and runs out of time.
+    let from = org.emulator.requests().len();
+    let first = execute(&hub, &scheduled, "run-1", Duration::from_millis(1500)).await;
+    assert_eq!(
+        (&first["settled"], &first["listing_kept"]),
+        (&json!(false), &json!(false)),
+        "{first}"
+    );
+    assert_eq!(whole_pages(from), 3, "{first}");
+    // Its continuations start from its listing: the tests' results come
+    // from narrow listings, and every account is connected.
+    let mut last = first;
+    for i in 2..8 {
+        let from = org.emulator.requests().len();
+        last = execute(&hub, &next, &format!("run-{i}"), RUN).await;
+        assert_eq!(last["listing_kept"], json!(true), "{last}");
+        assert_eq!(whole_pages(from), 0, "{last}");
+        if last["settled"] == json!(true) {
+            break;
+        }
+    }
+    assert_eq!(last["settled"], json!(true), "{last}");
+    let connected = |org: &Org| {
+        let instances = org.emulator.instances();
+        let ours: Vec<_> = instances
+            .iter()
+            .filter(|i| !i.name.starts_with("by-hand-"))
+            .collect();
+        instances.len() == 250 + MEMBERS
+            && ours.len() == MEMBERS
+            && ours.iter().all(|i| i.status == "connected" && i.enabled)
+    };
+    assert!(connected(&org), "{:?}", org.emulator.instances());
+    for (account, row) in org.rows(&hub).await {
+        assert_eq!(row.status, Status::Connected, "{account}: {row:?}");
+    }
+    // A scheduled run lists every instance again; a nudge's run straight
+    // after it starts from that listing.
+    let runs = [
+        (&hub, &scheduled, "run-s", false, 3),
+        (&hub, &nudge, "run-n", true, 0),
+        // Another execution environment has no listing of its own ...
+        (&other, &next, "run-o", false, 3),
+        // ... and after its run, this one's listing no longer serves.
+        (&hub, &next, "run-x", false, 3),
+        (&hub, &next, "run-y", true, 0),
+    ];
+    for (hub, event, id, kept, pages) in runs {
+        let from = org.emulator.requests().len();
+        let run = execute(hub, event, id, RUN).await;
+        assert_eq!(
+            (&run["listing_kept"], &run["settled"]),
+            (&json!(kept), &json!(true)),
+            "{id}: {run}"
+        );
+        assert_eq!(whole_pages(from), pages, "{id}: {run}");
+    }
+    assert!(connected(&org), "{:?}", org.emulator.instances());
+    assert_eq!(org.emulator.throttled(), 0);
+}

@@ -50,6 +50,13 @@ pub struct HubSettings {
     /// `HUB_LIST_SHARE_PERCENT`: the share of the portal's budget the
     /// listings that read the tests' results may take (default 5).
     pub list_share_percent: u32,
+    /// `HUB_LISTING_KEPT_MS`: a run that goes on straight from the one
+    /// before (its continuation, or a nudge's run, in the same execution
+    /// environment) starts from that run's listing instead of listing
+    /// every instance again, while that listing began less than this long
+    /// ago (default 20 min; 0: every run lists every instance). A scheduled
+    /// run always lists them all.
+    pub listing_kept: Duration,
     /// `HUB_RUN_MARGIN_MS`: a run stops this long before its deadline
     /// (default 20 s).
     pub run_margin: Duration,
@@ -114,6 +121,7 @@ impl HubSettings {
             test_timeout: env.millis("HUB_TEST_TIMEOUT_MS", Duration::from_secs(1800))?,
             gone_after: env.millis("HUB_GONE_AFTER_MS", Duration::from_secs(3600))?,
             list_share_percent,
+            listing_kept: env.millis("HUB_LISTING_KEPT_MS", Duration::from_secs(1200))?,
             run_margin: env.millis("HUB_RUN_MARGIN_MS", Duration::from_secs(20))?,
             concurrency: env.number("HUB_CONCURRENCY", 16, 64)?,
             event_bus: hub_event_bus(env)?,
@@ -144,6 +152,7 @@ mod tests {
         assert_eq!(s.member_secret, "cloudapps/connector-key");
         assert_eq!((s.list_share_percent, s.concurrency), (5, 16));
         assert_eq!(s.event_bus, None);
+        assert_eq!(s.listing_kept, Duration::from_secs(1200));
         let mut paced = PORTAL.to_vec();
         paced.push(("PORTAL_PACE_MS", "10"));
         let s = HubSettings::read(&env(&paced)).unwrap();
@@ -167,6 +176,7 @@ mod tests {
                 ("HUB_LIST_SHARE_PERCENT", "90"),
                 "HUB_LIST_SHARE_PERCENT",
             ),
+            ("", ("HUB_LISTING_KEPT_MS", "20m"), "HUB_LISTING_KEPT_MS"),
         ] {
             let mut pairs: Vec<(&str, &str)> =
                 PORTAL.iter().copied().filter(|(k, _)| *k != drop).collect();

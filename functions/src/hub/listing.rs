@@ -5,6 +5,7 @@
 //! whole listing takes one page per 100 accounts).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use crate::portal::RemoteInstance;
 use crate::portal::client::PAGE;
@@ -120,6 +121,29 @@ impl Listing {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+/// A run's listing, kept in its execution environment when the run ends
+/// (unless a narrow listing missed an account, or one failed), for the
+/// run after it.
+#[derive(Debug)]
+pub struct Kept {
+    /// The run's request id: the lease's holder.
+    pub holder: String,
+    pub listing: Listing,
+}
+
+impl Kept {
+    /// The listing, for a run that goes on straight from the one that kept
+    /// it: the lease was last given back by `before`, that run (no run of
+    /// another execution environment came between: the portal changed only
+    /// by what the table records), and its listing of every instance began
+    /// less than `within` before `now` (ms). Anything else lists them all.
+    pub fn for_run(self, before: Option<&str>, now: i64, within: Duration) -> Option<Listing> {
+        let within = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+        let young = now.saturating_sub(self.listing.taken_at) < within;
+        (before == Some(self.holder.as_str()) && young).then_some(self.listing)
     }
 }
 

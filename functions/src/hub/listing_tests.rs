@@ -128,3 +128,32 @@ fn the_next_listing_is_narrow_only_when_it_takes_fewer_pages() {
     assert!(next(&big, true, &awaiting, &rows, &seen).is_none());
     assert!(next(&big, false, &BTreeSet::new(), &rows, &seen).is_none());
 }
+
+#[test]
+fn a_kept_listing_serves_only_the_run_straight_after_its_own_and_while_young() {
+    let within = Duration::from_secs(1200);
+    let kept = |taken_at: i64| Kept {
+        holder: "run-1".into(),
+        listing: Listing::new(taken_at, vec![instance("i-1", "aws-1", "connected")]),
+    };
+    let now = 10_000_000;
+    // The run straight after, 19 minutes after the listing began: served.
+    let served = kept(now - 1_140_000).for_run(Some("run-1"), now, within);
+    assert_eq!(served.map(|l| l.len()), Some(1));
+    // Another run gave the lease back since (another execution environment).
+    assert!(kept(now).for_run(Some("run-2"), now, within).is_none());
+    // The lease was never given back (the run before ran out, or crashed).
+    assert!(kept(now).for_run(None, now, within).is_none());
+    // The listing of every instance began 20 minutes ago or more.
+    assert!(
+        kept(now - 1_200_000)
+            .for_run(Some("run-1"), now, within)
+            .is_none()
+    );
+    // 0: every run lists every instance.
+    assert!(
+        kept(now)
+            .for_run(Some("run-1"), now, Duration::ZERO)
+            .is_none()
+    );
+}

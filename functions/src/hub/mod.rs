@@ -25,6 +25,7 @@ pub mod report;
 pub mod table;
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -36,6 +37,7 @@ use crate::config::HubSettings;
 use crate::error::Error;
 use crate::portal::PortalClient;
 use crate::portal::hub::{NUDGE_DETAIL_TYPE, NUDGE_SOURCE, put_event};
+use listing::Kept;
 use members::Reach;
 use registrar::{Registrar, Tuning};
 use table::{Table, is_account_id};
@@ -55,6 +57,10 @@ pub struct Hub {
     /// The hub's own bus (`HUB_EVENT_BUS_ARN`), to start the next run at
     /// once when one ran out of time with work left.
     bus: Option<(aws_sdk_eventbridge::Client, String)>,
+    /// The last run's listing, in this execution environment.
+    kept: Mutex<Option<Kept>>,
+    /// How long a kept listing may serve (`HUB_LISTING_KEPT_MS`).
+    listing_kept: Duration,
 }
 
 impl Hub {
@@ -90,6 +96,8 @@ impl Hub {
                 tuning,
             },
             margin: settings.run_margin,
+            kept: Mutex::new(None),
+            listing_kept: settings.listing_kept,
             bus: settings
                 .event_bus
                 .map(|b| (aws_sdk_eventbridge::Client::new(sdk), b)),
@@ -100,7 +108,10 @@ impl Hub {
     /// hub's bus, which its rule sends to the nudge queue, delivered here in
     /// batches) are recorded by the account EventBridge says each came from
     /// (their `detail` is never read); then a run, unless one is under way
-    /// (the lease), which picks the nudges up.
+    /// (the lease), which picks the nudges up. A run that goes on straight
+    /// from this environment's last one (its continuation, or a nudge's)
+    /// starts from that run's listing ([`Kept`]); a scheduled one lists
+    /// every instance.
     pub async fn on_registrar_event(
         &self,
         event: &Value,
@@ -117,19 +128,29 @@ impl Hub {
         let now = act::now() / 1000;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let until = now + i64::try_from(left.as_secs()).unwrap_or(0) + 60;
-        let Some(answers) = r.table.take_lease(request_id, now, until).await? else {
+        let Some(before) = r.table.take_lease(request_id, now, until).await? else {
             info!("a registrar run is under way: it picks the nudge up");
             return Ok(json!({"run": "under way elsewhere"}));
         };
         // The run before may have been another execution environment's:
         // its requests still count in the tenant's minute.
-        r.portal.seed_answers(&answers);
-        let report = r.run(deadline, nudged).await;
+        r.portal.seed_answers(&before.answers);
+        let kept = self.kept.lock().map(|mut k| k.take()).unwrap_or_default();
+        let kept = kept
+            .filter(|_| goes_on(event))
+            .and_then(|k| k.for_run(before.by.as_deref(), act::now(), self.listing_kept));
+        let run = r.run_from(deadline, nudged, kept).await;
         let answers = r.portal.recent_answers();
         if let Err(e) = r.table.release_lease(request_id, &answers).await {
             warn!(error = %e, "could not give the lease back: it runs out by itself");
         }
-        let mut report = report?;
+        let (mut report, listing) = run?;
+        if let (Some(listing), Ok(mut k)) = (listing, self.kept.lock()) {
+            *k = Some(Kept {
+                holder: request_id.to_string(),
+                listing,
+            });
+        }
         if !report.settled && !report.gave_up {
             report.continued = self.continue_now().await;
         }
@@ -166,6 +187,15 @@ impl Hub {
         let _ = out.flush();
         Ok(serde_json::to_value(&health).unwrap_or_default())
     }
+}
+
+/// True for the events of a run that goes on from the one before: its
+/// continuation, or nudges (a batch of the queue's, or one). A scheduled
+/// run, or any other, starts anew.
+fn goes_on(event: &Value) -> bool {
+    let continues = event.get("source").and_then(Value::as_str) == Some(CONTINUE_SOURCE)
+        && event.get("detail-type").and_then(Value::as_str) == Some(CONTINUE_DETAIL_TYPE);
+    continues || !nudges_in(event).is_empty()
 }
 
 /// The accounts that nudged, in a batch of the nudge queue's messages
@@ -214,6 +244,19 @@ mod tests {
         let mut forged = nudge.clone();
         forged["account"] = json!("not-an-account");
         assert_eq!(nudge_from(&forged), None);
+    }
+
+    #[test]
+    fn only_a_continuation_or_nudges_go_on_from_the_run_before() {
+        let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "account": "222222222222", "detail": {}});
+        assert!(goes_on(&event(CONTINUE_SOURCE, CONTINUE_DETAIL_TYPE)));
+        assert!(goes_on(&event(NUDGE_SOURCE, NUDGE_DETAIL_TYPE)));
+        let batch = json!({"Records": [{"eventSource": "aws:sqs", "body": event(NUDGE_SOURCE, NUDGE_DETAIL_TYPE).to_string()}]});
+        assert!(goes_on(&batch));
+        assert!(!goes_on(&event("aws.events", "Scheduled Event")));
+        assert!(!goes_on(&event(CONTINUE_SOURCE, "Scheduled Event")));
+        assert!(!goes_on(&json!({"Records": []})));
+        assert!(!goes_on(&json!({})));
     }
 
     #[test]

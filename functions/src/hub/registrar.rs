@@ -92,17 +92,36 @@ impl Registrar {
         deadline: Instant,
         nudged: BTreeSet<String>,
     ) -> Result<RunReport, Error> {
+        Ok(self.run_from(deadline, nudged, None).await?.0)
+    }
+
+    /// One run, from the listing the run before `kept` (see
+    /// [`super::listing::Kept`]), else from a listing of every instance.
+    /// With its report, the listing it leaves for the next run, if any.
+    pub async fn run_from(
+        &self,
+        deadline: Instant,
+        nudged: BTreeSet<String>,
+        kept: Option<Listing>,
+    ) -> Result<(RunReport, Option<Listing>), Error> {
         let sent_before = self.portal.requests_sent();
         let began = Instant::now();
-        let mut report = RunReport::default();
+        let mut report = RunReport {
+            listing_kept: kept.is_some(),
+            ..RunReport::default()
+        };
         let (tx, mut rx) = mpsc::channel::<Look>(256);
         // The first listing goes out while the organization's accounts,
         // the table and the nudges are read, and the looks begin: none
         // waits on the other.
-        let (first, start) = tokio::join!(
-            self.list(deadline, &mut report, None),
-            self.start(nudged, tx.clone())
-        );
+        let first = async {
+            match kept {
+                Some(listing) => Ok(listing),
+                None => (self.list(deadline, &mut report, None).await)
+                    .map(|(taken_at, instances)| Listing::new(taken_at, instances)),
+            }
+        };
+        let (first, start) = tokio::join!(first, self.start(nudged, tx.clone()));
         let Start {
             accounts,
             mut rows,
@@ -114,7 +133,7 @@ impl Registrar {
         // The accounts nudged that this run has not served yet.
         let mut unserved = nudged.clone();
         let mut listing = match first {
-            Ok((taken_at, instances)) => Listing::new(taken_at, instances),
+            Ok(listing) => listing,
             Err(e) => {
                 observer.abort();
                 hand_back(&self.table, &unserved).await;
@@ -193,6 +212,7 @@ impl Registrar {
                 timed(&mut report.spent.tests, tokio::time::sleep(due)).await;
                 let relisted = self.relist(deadline, &mut report, &mut listing, asked);
                 let Some(missed) = relisted.await else {
+                    whole_next = true;
                     break;
                 };
                 whole_next = missed;
@@ -206,6 +226,7 @@ impl Registrar {
             if !awaiting.is_empty() && affordable(share, report.listed + pages, worked) {
                 let relisted = self.relist(deadline, &mut report, &mut listing, asked);
                 let Some(missed) = relisted.await else {
+                    whole_next = true;
                     break;
                 };
                 whole_next = missed;
@@ -323,7 +344,8 @@ impl Registrar {
         report.spent.total = since(began);
         report.requests = self.portal.requests_sent() - sent_before;
         info!(report = ?report, "registrar run");
-        written.map(|()| report)
+        let kept = (!whole_next && !report.gave_up).then_some(listing);
+        written.map(|()| (report, kept))
     }
 
     /// A run's start: the organization's active accounts, the table's

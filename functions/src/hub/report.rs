@@ -15,6 +15,9 @@ pub struct RunReport {
     pub acted: usize,
     /// Listings taken (of every instance, or of those awaited).
     pub listings: usize,
+    /// The run started from the listing of the run before it (its own
+    /// execution environment's), not from one of every instance.
+    pub listing_kept: bool,
     /// Portal requests the listings took (their pages; retries included).
     pub listed: u64,
     /// Portal requests sent (retries included).

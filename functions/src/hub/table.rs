@@ -195,13 +195,13 @@ impl Table {
 
     /// Takes the lease for `holder` until `until` (seconds since the epoch)
     /// unless another holder's lease runs past `now`. `Some`: taken, with
-    /// the portal's answers the run before handed on ([`Self::release_lease`]).
+    /// what the run before handed on ([`Self::release_lease`]).
     pub async fn take_lease(
         &self,
         holder: &str,
         now: i64,
         until: i64,
-    ) -> Result<Option<Answers>, Error> {
+    ) -> Result<Option<Handed>, Error> {
         let taken = self
             .client
             .put_item()
@@ -217,7 +217,7 @@ impl Table {
             .send()
             .await;
         match taken {
-            Ok(out) => Ok(Some(answers_of(out.attributes()))),
+            Ok(out) => Ok(Some(handed_by(out.attributes()))),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
@@ -313,11 +313,34 @@ impl Table {
     }
 }
 
-/// The answers a lease item hands on (none when it holds none).
-fn answers_of(item: Option<&HashMap<String, AttributeValue>>) -> Answers {
+/// What the lease, when taken, tells of the run before.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handed {
+    /// The portal's answers of its final minute.
+    pub answers: Answers,
+    /// Its holder, when it gave the lease back (`None`: there was none, or
+    /// its lease ran out).
+    pub by: Option<String>,
+}
+
+/// What a lease item hands on (nothing when there was none).
+fn handed_by(item: Option<&HashMap<String, AttributeValue>>) -> Handed {
     let Some(item) = item else {
-        return Answers::default();
+        return Handed::default();
     };
+    let given_back = matches!(item.get("until"), Some(AttributeValue::N(n)) if n == "0");
+    let by = match item.get("holder") {
+        Some(AttributeValue::S(holder)) if given_back => Some(holder.clone()),
+        _ => None,
+    };
+    Handed {
+        answers: answers_of(item),
+        by,
+    }
+}
+
+/// The answers a lease item hands on (none when it holds none).
+fn answers_of(item: &HashMap<String, AttributeValue>) -> Answers {
     let by = match item.get("answered_by") {
         Some(AttributeValue::S(by)) => by.clone(),
         _ => String::new(),
