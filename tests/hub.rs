@@ -6,8 +6,10 @@
 //! deleted (queued, and connected), the hub and the portal down then
 //! catching up, nudges and forged input, the order of the work (a
 //! rotation's pending key first, then the nudges in turn, those a run did
-//! not serve first in the next), and the registrar's own AWS calls beside
-//! the portal's requests (keys read ahead, writes behind).
+//! not serve first in the next), the registrar's own AWS calls beside
+//! the portal's requests (keys read ahead, writes behind), the listings
+//! (narrow ones for the tests' results, a run's listing kept for the run
+//! that goes on from it) and the budget across execution environments.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

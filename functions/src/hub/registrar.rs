@@ -6,10 +6,10 @@
 //!   the first accounts are acted on before the last are read).
 //! - Actual state: the portal's AWS instances, one paged listing of them
 //!   all (100 a page) at the run's start, taken while the accounts and the
-//!   table are read. After it, only the tests' results are read, from
-//!   listings of the awaited accounts' instances alone ([`Listing`]: one
-//!   page for up to 100), all of a run's listings within the share of the
-//!   budget `HUB_LIST_SHARE_PERCENT` gives them.
+//!   table are read (or the run before's: [`super::listing::Kept`]). After
+//!   it, only the tests' results are read, from listings of the awaited
+//!   accounts' instances alone ([`Listing`]: one page for up to 100), all
+//!   of a run's listings within the share `HUB_LIST_SHARE_PERCENT` gives.
 //! - The order of the work ([`Sight::keep`]): an account whose secret
 //!   shows a rotation's pending key first, then the accounts that nudged,
 //!   then the rest, each first come, first served. A nudge only says "look

@@ -4,7 +4,8 @@
 //! the portal and the members' secrets stay the truth it is rebuilt from.
 //! Two items that are not accounts share it: the registrar's lease (one run
 //! at a time; it stays, free, with the portal's answers of the last run's
-//! final minute, for the next run) and the accounts members nudged.
+//! final minute and that run's id, for the next run) and the accounts
+//! members nudged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
