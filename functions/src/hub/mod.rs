@@ -137,7 +137,7 @@ impl Hub {
         r.portal.seed_answers(&before.answers);
         let kept = self.kept.lock().map(|mut k| k.take()).unwrap_or_default();
         let kept = kept
-            .filter(|_| goes_on(event))
+            .filter(|_| !nudged.is_empty() || continues(event))
             .and_then(|k| k.for_run(before.by.as_deref(), act::now(), self.listing_kept));
         let run = r.run_from(deadline, nudged, kept).await;
         let answers = r.portal.recent_answers();
@@ -189,13 +189,12 @@ impl Hub {
     }
 }
 
-/// True for the events of a run that goes on from the one before: its
-/// continuation, or nudges (a batch of the queue's, or one). A scheduled
-/// run, or any other, starts anew.
-fn goes_on(event: &Value) -> bool {
-    let continues = event.get("source").and_then(Value::as_str) == Some(CONTINUE_SOURCE)
-        && event.get("detail-type").and_then(Value::as_str) == Some(CONTINUE_DETAIL_TYPE);
-    continues || !nudges_in(event).is_empty()
+/// True for a run's continuation, the event a run out of time puts on the
+/// hub's bus. It, or nudges, start a run that goes on from the one before;
+/// a scheduled run, or any other, starts anew.
+fn continues(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some(CONTINUE_SOURCE)
+        && event.get("detail-type").and_then(Value::as_str) == Some(CONTINUE_DETAIL_TYPE)
 }
 
 /// The accounts that nudged, in a batch of the nudge queue's messages
@@ -247,16 +246,14 @@ mod tests {
     }
 
     #[test]
-    fn only_a_continuation_or_nudges_go_on_from_the_run_before() {
+    fn only_the_hubs_own_event_is_a_continuation() {
         let event = |source: &str, detail_type: &str| json!({"source": source, "detail-type": detail_type, "account": "222222222222", "detail": {}});
-        assert!(goes_on(&event(CONTINUE_SOURCE, CONTINUE_DETAIL_TYPE)));
-        assert!(goes_on(&event(NUDGE_SOURCE, NUDGE_DETAIL_TYPE)));
-        let batch = json!({"Records": [{"eventSource": "aws:sqs", "body": event(NUDGE_SOURCE, NUDGE_DETAIL_TYPE).to_string()}]});
-        assert!(goes_on(&batch));
-        assert!(!goes_on(&event("aws.events", "Scheduled Event")));
-        assert!(!goes_on(&event(CONTINUE_SOURCE, "Scheduled Event")));
-        assert!(!goes_on(&json!({"Records": []})));
-        assert!(!goes_on(&json!({})));
+        assert!(continues(&event(CONTINUE_SOURCE, CONTINUE_DETAIL_TYPE)));
+        assert!(!continues(&event(NUDGE_SOURCE, NUDGE_DETAIL_TYPE)));
+        assert!(!continues(&event("aws.events", "Scheduled Event")));
+        assert!(!continues(&event(CONTINUE_SOURCE, "Scheduled Event")));
+        assert!(!continues(&json!({"Records": []})));
+        assert!(!continues(&json!({})));
     }
 
     #[test]
