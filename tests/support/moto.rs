@@ -136,3 +136,27 @@ pub async fn sdk_config(
         .load()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use crate::{python, root};
+
+    /// The launcher's index of access keys (moto_keys.py) answers as moto's
+    /// walk of every account does, at a cost that does not grow with the
+    /// accounts: moto_keys_check.py says what it checks.
+    #[test]
+    fn a_keys_account_is_found_as_moto_finds_it_without_walking_every_account() {
+        let out = Command::new(python())
+            .arg(root().join("tests/support/moto_keys_check.py"))
+            .output()
+            .expect("run moto_keys_check.py");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("ok"),
+            "moto_keys_check.py: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

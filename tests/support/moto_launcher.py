@@ -88,6 +88,10 @@
   (CreateUser's PermissionsBoundary, GetUser's PermissionsBoundary,
   PutUserPermissionsBoundary, DeleteUserPermissionsBoundary): moto_iam.py,
   next to this file, says what it patches.
+- finds the account of a request's access key through an index, as AWS
+  does, where moto walks every account's IAM backends at every request (a
+  cost that grew with the accounts moto knows): moto_keys.py, next to this
+  file, says how. The answer is moto's.
 - with MOTO_DENIALS_FILE set, appends one JSON line per denied request
   ({"action", "resources", "principal"}) to that file, a denial by a
   boundary alone included.
@@ -112,6 +116,7 @@ from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 
 import moto_iam  # noqa: E402  (this folder: IAM names without case, user boundaries)
 import moto_sts  # noqa: E402  (this folder: sts:AssumeRole and trust policies)
+import moto_keys  # noqa: E402, F401  (this folder: a key's account found directly)
 
 
 def lookup_events(self: CloudTrailResponse) -> str:
