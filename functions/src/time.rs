@@ -33,7 +33,17 @@ pub fn reaches(d: Duration, deadline: Instant) -> bool {
 pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, as_millis)
+}
+
+/// `d` in milliseconds, saturating.
+pub fn as_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `d` in milliseconds as the hub's table counts time (signed), saturating.
+pub fn signed_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The last second an HTTP date can show (9999-12-31T23:59:59Z).
@@ -58,6 +68,10 @@ mod tests {
         assert!(reaches(Duration::MAX, now));
         assert!(!reaches(Duration::ZERO, now + Duration::from_secs(60)));
         assert!(sub(now, Duration::MAX) >= now);
+        assert_eq!(as_millis(Duration::from_micros(1_500_900)), 1_500);
+        assert_eq!(as_millis(Duration::MAX), u64::MAX);
+        assert_eq!(signed_millis(Duration::from_secs(20 * 60)), 1_200_000);
+        assert_eq!(signed_millis(Duration::MAX), i64::MAX);
         // An activity in the year 10000 (milliseconds) is shown, not a panic.
         let year_10000 = 253_402_300_800_000i64 / 1000;
         assert_eq!(http_date(year_10000), "Fri, 31 Dec 9999 23:59:59 GMT");

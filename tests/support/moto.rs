@@ -143,19 +143,19 @@ mod tests {
 
     use crate::{python, root};
 
-    /// The launcher's index of access keys (moto_keys.py) answers as moto's
-    /// walk of every account does, at a cost that does not grow with the
-    /// accounts: moto_keys_check.py says what it checks.
+    /// The launcher's moto_scale.py answers as moto does (a key's account,
+    /// an account's backends), with work that does not grow with the
+    /// accounts moto knows: moto_scale_check.py says what it checks.
     #[test]
-    fn a_keys_account_is_found_as_moto_finds_it_without_walking_every_account() {
+    fn a_requests_account_is_found_as_moto_finds_it_without_walking_every_account() {
         let out = Command::new(python())
-            .arg(root().join("tests/support/moto_keys_check.py"))
+            .arg(root().join("tests/support/moto_scale_check.py"))
             .output()
-            .expect("run moto_keys_check.py");
+            .expect("run moto_scale_check.py");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.starts_with("ok"),
-            "moto_keys_check.py: {stdout}{}",
+            "moto_scale_check.py: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

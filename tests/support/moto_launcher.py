@@ -88,10 +88,11 @@
   (CreateUser's PermissionsBoundary, GetUser's PermissionsBoundary,
   PutUserPermissionsBoundary, DeleteUserPermissionsBoundary): moto_iam.py,
   next to this file, says what it patches.
-- finds the account of a request's access key through an index, as AWS
-  does, where moto walks every account's IAM backends at every request (a
-  cost that grew with the accounts moto knows): moto_keys.py, next to this
-  file, says how. The answer is moto's.
+- keeps a request's cost from growing with the accounts moto knows: the
+  account of a request's access key found through an index, an account's
+  backends found without listing every account (moto walked every account
+  at every request for both): moto_scale.py, next to this file, says how.
+  The answers are moto's.
 - with MOTO_DENIALS_FILE set, appends one JSON line per denied request
   ({"action", "resources", "principal"}) to that file, a denial by a
   boundary alone included.
@@ -116,7 +117,7 @@ from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 
 import moto_iam  # noqa: E402  (this folder: IAM names without case, user boundaries)
 import moto_sts  # noqa: E402  (this folder: sts:AssumeRole and trust policies)
-import moto_keys  # noqa: E402, F401  (this folder: a key's account found directly)
+import moto_scale  # noqa: E402, F401  (this folder: a request's cost kept from growing with the accounts)
 
 
 def lookup_events(self: CloudTrailResponse) -> str:

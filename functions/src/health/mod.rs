@@ -46,6 +46,7 @@ use crate::error::Error;
 use crate::lifecycle;
 use crate::names::StackRef;
 use crate::text::truncate;
+use crate::time::as_millis;
 use context::Context;
 
 /// Runs every check, each within `settings.check_timeout` and `deadline`.
@@ -139,7 +140,7 @@ async fn timed(
         state: verdict.state,
         detail: truncate(&verdict.detail, 900),
         repaired: verdict.repaired,
-        ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ms: as_millis(started.elapsed()),
     }
 }
 

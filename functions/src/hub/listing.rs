@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::portal::RemoteInstance;
 use crate::portal::client::PAGE;
+use crate::time::signed_millis;
 
 use super::members::Seen;
 use super::table::Row;
@@ -141,8 +142,7 @@ impl Kept {
     /// by what the table records), and its listing of every instance began
     /// less than `within` before `now` (ms). Anything else lists them all.
     pub fn for_run(self, before: Option<&str>, now: i64, within: Duration) -> Option<Listing> {
-        let within = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
-        let young = now.saturating_sub(self.listing.taken_at) < within;
+        let young = now.saturating_sub(self.listing.taken_at) < signed_millis(within);
         (before == Some(self.holder.as_str()) && young).then_some(self.listing)
     }
 }

@@ -31,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::portal::{PortalClient, RemoteInstance};
+use crate::time::signed_millis;
 
 use super::act::{Done, act, hub_state, now};
 use super::listing::{Asked, Listing, names, next, pages};
@@ -241,8 +242,8 @@ impl Registrar {
             let mut cx = Context {
                 now: now(),
                 nudged: nudged.contains(&account),
-                test_timeout: millis(self.tuning.test_timeout),
-                gone_after: millis(self.tuning.gone_after),
+                test_timeout: signed_millis(self.tuning.test_timeout),
+                gone_after: signed_millis(self.tuning.gone_after),
                 names: &names,
             };
             let step = decide(rows.get(&account), s, &listing, &cx);
@@ -482,12 +483,8 @@ fn awaited_first(work: &mut VecDeque<String>, awaiting: &mut BTreeSet<String>) {
 
 /// How long until a listing taken at `taken_at` may be taken again.
 fn listing_due(taken_at: i64, poll: Duration) -> Duration {
-    let next = taken_at.saturating_add(millis(poll));
+    let next = taken_at.saturating_add(signed_millis(poll));
     Duration::from_millis(u64::try_from(next.saturating_sub(now())).unwrap_or(0))
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::time::as_millis;
+
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
@@ -74,5 +76,5 @@ pub async fn timed<T>(spent: &mut u64, work: impl Future<Output = T>) -> T {
 
 /// Milliseconds since `start`.
 pub fn since(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    as_millis(start.elapsed())
 }

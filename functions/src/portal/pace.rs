@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::time::{add, now_millis};
+use crate::time::{add, as_millis, now_millis};
 
 /// `requests` per rolling `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Pacer {
             .iter()
             .map(|a| now.saturating_duration_since(*a))
             .filter(|ago| *ago < b.window)
-            .map(|ago| epoch.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)))
+            .map(|ago| epoch.saturating_sub(as_millis(ago)))
             .collect();
         Answers {
             by: self.origin.clone(),
