@@ -69,9 +69,6 @@ class _IndexedKeys(dict):
             self[key] = default
         return self[key]
 
-    def copy(self):
-        return dict(self)
-
     def __reduce__(self):
         return type(self), (self._account, dict(self))
 
