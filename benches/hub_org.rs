@@ -107,7 +107,8 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     let t = &mut settings.portal.timings;
     // Every timing the portal's minute bounds: the pace (1 s), the budget, the
     // retry pauses, the test polls (the registrar's listing poll), the
-    // test's timeout, how long a run's listing serves the next; and the
+    // test's timeout, how long a new account's result may wait for a
+    // listing, how long a run's listing serves the next; and the
     // run's margin within its 15 minutes.
     t.pace = scaled.of(t.pace);
     t.budget = t.budget.map(|b| Budget {
@@ -120,6 +121,7 @@ pub async fn build(n: usize, window: Duration, limit: u32, portal_test: Duration
     t.test_max_poll = scaled.of(t.test_max_poll);
     settings.test_timeout = scaled.of(settings.test_timeout);
     settings.listing_kept = scaled.of(settings.listing_kept);
+    settings.results_every = scaled.of(settings.results_every);
     settings.run_margin = scaled.of(settings.run_margin);
     let (pace, run_margin) = (settings.portal.timings.pace, settings.run_margin);
     let hub_ = Hub::new(settings, &registrar_sdk).unwrap();

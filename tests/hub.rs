@@ -8,8 +8,9 @@
 //! rotation's pending key first, then the nudges in turn, those a run did
 //! not serve first in the next), the registrar's own AWS calls beside
 //! the portal's requests (keys read ahead, writes behind), the listings
-//! (narrow ones for the tests' results, a run's listing kept for the run
-//! that goes on from it) and the budget across execution environments.
+//! (narrow ones for the tests' results, a rotation's at once and new
+//! accounts' while no work waits, a run's listing kept for the run that
+//! goes on from it) and the budget across execution environments.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -932,6 +933,87 @@ async fn tests_results_are_read_from_listings_of_the_awaited_instances_alone() {
             (&before.name, before.enabled, &before.access_key_id)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_accounts_wait_only_a_rotations_result_is_listed_at_once() {
+    // 250 instances connected by hand: a listing of them all takes 3
+    // pages, one of the awaited instances 1. A portal of 200 ms a request,
+    // listings allowed half the requests, and new accounts' results
+    // allowed to wait an hour while there is work.
+    let org = Org::new(own_moto(), MEMBERS, Duration::from_secs(6)).await;
+    for i in 0..250 {
+        org.emulator
+            .add_instance(11599, &format!("by-hand-{i:03}"), "AKIAHANDHANDHANDHAND");
+    }
+    let hub = org.hub_with(|s| {
+        s.list_share_percent = 50;
+        s.results_every = Duration::from_secs(3600);
+    });
+    let (rotating, new) = org.members.split_first().unwrap();
+    let create = |w: &World| {
+        let mut e = w.event("create.json");
+        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
+        e
+    };
+    rotating.ok(&create(rotating)).await;
+    org.settle(&hub, RUN).await;
+    // A rotation under way, and seven new accounts, nudged.
+    let function = register_rotation_function(rotating).await;
+    let token = testbed::rotation::token();
+    start_rotation(rotating, &function, &token).await;
+    for step in ["createSecret", "setSecret"] {
+        rotation_step(rotating, step, &token).await.unwrap();
+    }
+    for w in new {
+        w.ok(&create(w)).await;
+    }
+    let nudged: BTreeSet<String> = new.iter().map(|w| w.account.clone()).collect();
+    let before = org.emulator.requests().len();
+    let report = hub
+        .registrar
+        .run(Instant::now() + RUN, nudged)
+        .await
+        .unwrap();
+    assert!(report.settled, "{report:?}");
+    for (account, row) in org.rows(&hub).await {
+        assert_eq!(row.status, Status::Connected, "{account}: {row:?}");
+    }
+    let pending = rotating.secret_key("AWSPENDING").await.unwrap();
+    let state = hub_state(rotating).await;
+    assert!(state.confirms(&pending.access_key_id), "{state:?}");
+    // The run's requests: while tests were still to send, every listing
+    // but the first (of every instance) asked about the rotating account:
+    // none was taken for new accounts' results alone.
+    let requests = &org.emulator.requests()[before..];
+    let last_test = requests
+        .iter()
+        .rposition(|r| r.route.as_deref() == Some("test"))
+        .unwrap();
+    let narrow: Vec<(usize, Value)> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.route.as_deref() == Some("find") && r.status == 200)
+        .map(|(at, r)| (at, serde_json::from_str::<Value>(&r.body).unwrap()))
+        .filter(|(_, b)| !b["filters"]["name"].is_null())
+        .collect();
+    let mine = json!(format!("aws-{}", rotating.account));
+    let names = |b: &Value| b["filters"]["name"]["eq"].as_array().unwrap().clone();
+    let (amid, after): (Vec<_>, Vec<_>) = narrow.iter().partition(|(at, _)| *at < last_test);
+    assert!(
+        !amid.is_empty(),
+        "the rotation's result waited for the work"
+    );
+    for (at, body) in &amid {
+        assert!(names(body).contains(&mine), "request {at}: {body}");
+    }
+    // The new accounts' results: read once the tests were all sent.
+    assert!(
+        after
+            .iter()
+            .any(|(_, b)| names(b).len() > 1 || !names(b).contains(&mine)),
+        "{after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

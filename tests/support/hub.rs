@@ -130,6 +130,7 @@ impl Org {
             test_timeout: Duration::from_secs(30),
             gone_after: Duration::from_secs(3600),
             list_share_percent: 5,
+            results_every: Duration::from_secs(300).mul_f64(scale),
             listing_kept: Duration::from_secs(1200).mul_f64(scale),
             run_margin: Duration::from_millis(200),
             concurrency: 8,

@@ -50,6 +50,11 @@ pub struct HubSettings {
     /// `HUB_LIST_SHARE_PERCENT`: the share of the portal's budget the
     /// listings that read the tests' results may take (default 5).
     pub list_share_percent: u32,
+    /// `HUB_RESULTS_EVERY_MS`: while other accounts wait to be connected,
+    /// how long a new account's test result may wait for a listing
+    /// (default 5 min; 0: read as soon as the share allows, as a
+    /// rotation's pending key always is).
+    pub results_every: Duration,
     /// `HUB_LISTING_KEPT_MS`: a run that goes on straight from the one
     /// before (its continuation, or a nudge's run, in the same execution
     /// environment) starts from that run's listing instead of listing
@@ -121,6 +126,7 @@ impl HubSettings {
             test_timeout: env.millis("HUB_TEST_TIMEOUT_MS", Duration::from_secs(1800))?,
             gone_after: env.millis("HUB_GONE_AFTER_MS", Duration::from_secs(3600))?,
             list_share_percent,
+            results_every: env.millis("HUB_RESULTS_EVERY_MS", Duration::from_secs(300))?,
             listing_kept: env.millis("HUB_LISTING_KEPT_MS", Duration::from_secs(1200))?,
             run_margin: env.millis("HUB_RUN_MARGIN_MS", Duration::from_secs(20))?,
             concurrency: env.number("HUB_CONCURRENCY", 16, 64)?,
@@ -153,6 +159,7 @@ mod tests {
         assert_eq!((s.list_share_percent, s.concurrency), (5, 16));
         assert_eq!(s.event_bus, None);
         assert_eq!(s.listing_kept, Duration::from_secs(1200));
+        assert_eq!(s.results_every, Duration::from_secs(300));
         let mut paced = PORTAL.to_vec();
         paced.push(("PORTAL_PACE_MS", "10"));
         let s = HubSettings::read(&env(&paced)).unwrap();
@@ -177,6 +184,7 @@ mod tests {
                 "HUB_LIST_SHARE_PERCENT",
             ),
             ("", ("HUB_LISTING_KEPT_MS", "20m"), "HUB_LISTING_KEPT_MS"),
+            ("", ("HUB_RESULTS_EVERY_MS", "-1"), "HUB_RESULTS_EVERY_MS"),
         ] {
             let mut pairs: Vec<(&str, &str)> =
                 PORTAL.iter().copied().filter(|(k, _)| *k != drop).collect();

@@ -164,11 +164,19 @@ impl Sight {
     /// 0: the look shows a rotation's pending key; 1: the account nudged;
     /// 2: the rest.
     fn tier(&self, account: &str, nudged: &BTreeSet<String>) -> u8 {
-        match self.seen.get(account) {
-            Some(Seen::Member(m)) if m.pending_key_id.is_some() => 0,
-            _ if nudged.contains(account) => 1,
-            _ => 2,
+        if self.rotating(account) {
+            0
+        } else if nudged.contains(account) {
+            1
+        } else {
+            2
         }
+    }
+
+    /// True when the last look at `account` shows a rotation's pending
+    /// key: its member's `testSecret` waits on the hub.
+    pub fn rotating(&self, account: &str) -> bool {
+        matches!(self.seen.get(account), Some(Seen::Member(m)) if m.pending_key_id.is_some())
     }
 }
 

@@ -6,13 +6,15 @@
 //! it (`cloudapps:hub-*` tags, [`crate::hub_tags`]).
 //!
 //! - [`registrar`]: the reconciler (its decisions: [`plan`], from the
-//!   portal's instances as [`listing`]s showed them; carried out: [`act`]);
+//!   portal's instances as [`listing`]s showed them, taken when
+//!   [`cadence`] says; carried out: [`act`]);
 //!   it reaches members through [`members`] (in the background: [`looks`]),
 //!   reads the nudges beside its work ([`nudges`]) and records each account
 //!   in the [`table`], beside the portal's requests ([`pipeline`]);
 //! - [`org_health`]: the organization's health, one paged listing a run.
 
 pub mod act;
+pub mod cadence;
 pub mod listing;
 pub mod looks;
 pub mod members;
@@ -75,6 +77,7 @@ impl Hub {
             test_timeout: settings.test_timeout,
             gone_after: settings.gone_after,
             list_share_percent: settings.list_share_percent,
+            results_every: settings.results_every,
             concurrency: settings.concurrency as usize,
             poll: settings.portal.timings.test_first_poll,
             pace: (settings.portal.timings.budget)

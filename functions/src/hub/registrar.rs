@@ -9,7 +9,9 @@
 //!   table are read (or the run before's: [`super::listing::Kept`]). After
 //!   it, only the tests' results are read, from listings of the awaited
 //!   accounts' instances alone ([`Listing`]: one page for up to 100), all
-//!   of a run's listings within the share `HUB_LIST_SHARE_PERCENT` gives.
+//!   of a run's listings within the share `HUB_LIST_SHARE_PERCENT` gives;
+//!   while other accounts wait, only when a rotation's result is awaited
+//!   or the others' have waited a while ([`super::cadence`]).
 //! - The order of the work ([`Sight::keep`]): an account whose secret
 //!   shows a rotation's pending key first, then the accounts that nudged,
 //!   then the rest, each first come, first served. A nudge only says "look
@@ -34,6 +36,7 @@ use crate::portal::{PortalClient, RemoteInstance};
 use crate::time::signed_millis;
 
 use super::act::{Done, act, hub_state, now};
+use super::cadence::{Awaiting, affordable, listing_due};
 use super::listing::{Asked, Listing, names, next, pages};
 use super::looks::{Look, Sight, look_at_all, look_later, look_order};
 use super::members::{Reach, Seen};
@@ -59,6 +62,9 @@ pub struct Tuning {
     pub test_timeout: Duration,
     pub gone_after: Duration,
     pub list_share_percent: u32,
+    /// While other accounts wait, how long a new account's test result
+    /// may wait for a listing (a rotation's is read at once).
+    pub results_every: Duration,
     pub concurrency: usize,
     /// The least time between two listings that only read tests' results,
     /// and between two reads of the nudges while there is work.
@@ -152,7 +158,7 @@ impl Registrar {
         );
         let mut sight = Sight::default();
         let mut work: VecDeque<String> = VecDeque::new();
-        let mut awaiting: BTreeSet<String> = BTreeSet::new();
+        let mut awaiting = Awaiting::default();
         let mut failures_in_a_row = 0usize;
         // A narrow listing missed an account: the next lists them all.
         let mut whole_next = false;
@@ -203,7 +209,13 @@ impl Registrar {
                     continue;
                 }
                 // Only tests' results are awaited: the next listing shows them.
-                let asked = next(&listing, whole_next, &awaiting, &rows, &sight.seen);
+                let asked = next(
+                    &listing,
+                    whole_next,
+                    awaiting.accounts(),
+                    &rows,
+                    &sight.seen,
+                );
                 let pages = pages(&listing, asked.as_deref()) as u32;
                 let poll = self.tuning.poll.max(self.tuning.pace * pages * 4);
                 let due = listing_due(listing.latest, poll);
@@ -217,14 +229,22 @@ impl Registrar {
                     break;
                 };
                 whole_next = missed;
-                awaited_first(&mut work, &mut awaiting);
+                awaiting.first_in(&mut work);
                 continue;
             };
-            let asked = next(&listing, whole_next, &awaiting, &rows, &sight.seen);
+            let asked = next(
+                &listing,
+                whole_next,
+                awaiting.accounts(),
+                &rows,
+                &sight.seen,
+            );
             let pages = pages(&listing, asked.as_deref());
             let share = self.tuning.list_share_percent;
             let worked = self.portal.requests_sent() - sent_before - report.listed;
-            if !awaiting.is_empty() && affordable(share, report.listed + pages, worked) {
+            let rotating = |a: &str| sight.rotating(a);
+            let due = awaiting.due(rotating, self.tuning.results_every, Instant::now());
+            if due && affordable(share, report.listed + pages, worked) {
                 let relisted = self.relist(deadline, &mut report, &mut listing, asked);
                 let Some(missed) = relisted.await else {
                     whole_next = true;
@@ -232,7 +252,7 @@ impl Registrar {
                 };
                 whole_next = missed;
                 work.push_front(account);
-                awaited_first(&mut work, &mut awaiting);
+                awaiting.first_in(&mut work);
                 continue;
             }
             let Some(s) = sight.seen.get(&account) else {
@@ -309,7 +329,7 @@ impl Registrar {
                 Done::Quiet => {}
             }
             if row.status == crate::hub_tags::Status::Pending {
-                awaiting.insert(account.clone());
+                awaiting.insert(account.clone(), Instant::now());
             }
             let changed = *row != before;
             if changed {
@@ -461,30 +481,6 @@ fn sends(step: &Step) -> bool {
 fn too_late_to_send(deadline: Instant, second: Instant) -> bool {
     let needed = crate::portal::transport::MIN_ATTEMPT * 2;
     crate::time::add(second, needed) >= deadline
-}
-
-/// True when listings of `pages` in all (this run's, and the one to take)
-/// beside `acts` requests of work keep within `percent` of the requests.
-fn affordable(percent: u32, pages: u64, acts: u64) -> bool {
-    let share = u64::from(percent.clamp(1, 99));
-    acts * share >= pages * (100 - share)
-}
-
-/// After a listing, the accounts that awaited it come first, before any
-/// other work: what it shows of their tests is recorded (no portal
-/// request), so an account waits one listing for its verdict, not the
-/// whole queue. A rotation's `testSecret` waits on that verdict.
-fn awaited_first(work: &mut VecDeque<String>, awaiting: &mut BTreeSet<String>) {
-    for account in std::mem::take(awaiting).into_iter().rev() {
-        work.retain(|a| *a != account);
-        work.push_front(account);
-    }
-}
-
-/// How long until a listing taken at `taken_at` may be taken again.
-fn listing_due(taken_at: i64, poll: Duration) -> Duration {
-    let next = taken_at.saturating_add(signed_millis(poll));
-    Duration::from_millis(u64::try_from(next.saturating_sub(now())).unwrap_or(0))
 }
 
 #[cfg(test)]
