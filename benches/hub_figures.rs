@@ -119,6 +119,22 @@ fn measure(r: &Rollout) -> Measured {
     }
 }
 
+/// Every member's Create as `[began, ms]`: seconds from the first one's
+/// start, and its time, in the order they began.
+fn creates(r: &Rollout) -> Vec<[f64; 2]> {
+    let mut all: Vec<[f64; 2]> = r
+        .created
+        .iter()
+        .map(|c| {
+            let began = c.began.saturating_duration_since(r.t0).as_secs_f64();
+            let ms = (c.ended - c.began).as_secs_f64() * 1e3;
+            [(began * 10.0).round() / 10.0, ms.round()]
+        })
+        .collect();
+    all.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    all
+}
+
 /// The least time from t0 to every account connected, given when each
 /// member's Create answered: after the k-th of n accounts arrives, the 2
 /// requests (create, test) of each of the n − k still to come pass the
@@ -387,6 +403,9 @@ fn details(r: &Rollout, m: &Measured, hub: &HubScale) -> Value {
         "admitted_per_window": m.per_window,
         "create_ms": {"median": quantile(&m.create_ms, 0.5), "p90": quantile(&m.create_ms, 0.9),
             "p99": quantile(&m.create_ms, 0.99), "max": quantile(&m.create_ms, 1.0)},
+        // Every Create: when it began (s from the first one's start) and
+        // how long it took (ms), in the order they began.
+        "creates": creates(r),
         "wait_for_the_hub_real_min": {"median": quantile(&m.waits, 0.5),
             "p90": quantile(&m.waits, 0.9), "max": quantile(&m.waits, 1.0)},
         "stack_set_done_real_min": r.created.iter().map(|c| r.at(c.ended)).fold(0.0, f64::max),
