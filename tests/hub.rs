@@ -16,10 +16,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use cloudapps::health::{Check, State};
+use cloudapps::hub::Hub;
 use cloudapps::hub_tags::{self, HubState, Status};
 use portal_emulator::FaultKind;
 use serde_json::{Value, json};
-use testbed::hub::Org;
+use testbed::hub::{Org, create_event};
 use testbed::{
     Moto, USER, World, data, fault, register_rotation_function, rotation_step, start_rotation,
 };
@@ -695,12 +696,7 @@ async fn writes_behind_keep_each_accounts_order_and_a_key_read_ahead_is_that_key
 async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
     let org = Org::new(own_moto(), 2, WINDOW).await;
     let (a, b) = (&org.members[0], &org.members[1]);
-    let create = |w: &World| {
-        let mut e = w.event("create.json");
-        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
-        e
-    };
-    b.ok(&create(b)).await;
+    b.ok(&create_event(b)).await;
     // B's test runs long: the run waits for its result.
     org.emulator.set_test_duration(Duration::from_secs(15));
     let hub = std::sync::Arc::new(org.hub());
@@ -732,7 +728,7 @@ async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
     }
     // While the run waits for B's test, A's connector is made, and A
     // nudges again: the run looks at A again and connects it.
-    a.ok(&create(a)).await;
+    a.ok(&create_event(a)).await;
     hub.registrar
         .table
         .nudge(&[a.account.clone()].into())
@@ -764,25 +760,14 @@ async fn a_nudge_during_a_run_is_looked_at_though_the_account_nudged_before() {
     assert!(names.contains(&format!("aws-{}", a.account)), "{names:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn() {
-    // A slower portal (200 ms a request): the looks are all in while the
-    // first accounts are served.
-    let org = Org::new(own_moto(), 5, Duration::from_secs(6)).await;
+/// The first member connected, then a rotation under way in it (its
+/// pending key on the secret, its nudge lost) while every other member's
+/// connector is made and nudges: one registrar run, which settles. The
+/// portal's requests before that run.
+async fn rotation_beside_new_accounts(org: &Org, hub: &Hub) -> usize {
     let (rotating, new) = org.members.split_first().unwrap();
-    let create = |w: &World| {
-        let mut e = w.event("create.json");
-        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
-        e
-    };
-    rotating.ok(&create(rotating)).await;
-    let hub = org.hub();
-    org.settle(&hub, RUN).await;
-    let instance = org.rows(&hub).await[&rotating.account]
-        .instance
-        .clone()
-        .unwrap();
-    // A rotation under way whose nudge was lost; four new accounts, nudged.
+    rotating.ok(&create_event(rotating)).await;
+    org.settle(hub, RUN).await;
     let function = register_rotation_function(rotating).await;
     let token = testbed::rotation::token();
     start_rotation(rotating, &function, &token).await;
@@ -790,7 +775,7 @@ async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn(
         rotation_step(rotating, step, &token).await.unwrap();
     }
     for w in new {
-        w.ok(&create(w)).await;
+        w.ok(&create_event(w)).await;
     }
     let nudged: BTreeSet<String> = new.iter().map(|w| w.account.clone()).collect();
     let before = org.emulator.requests().len();
@@ -800,6 +785,22 @@ async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn(
         .await
         .unwrap();
     assert!(report.settled, "{report:?}");
+    before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_key_goes_before_the_nudges_and_the_nudges_are_served_in_turn() {
+    // A slower portal (200 ms a request): the looks are all in while the
+    // first accounts are served.
+    let org = Org::new(own_moto(), 5, Duration::from_secs(6)).await;
+    let (rotating, new) = org.members.split_first().unwrap();
+    // A rotation under way whose nudge was lost; four new accounts, nudged.
+    let hub = org.hub();
+    let before = rotation_beside_new_accounts(&org, &hub).await;
+    let instance = org.rows(&hub).await[&rotating.account]
+        .instance
+        .clone()
+        .unwrap();
     // Whose each request was, in the order they came.
     let served: Vec<String> = org.emulator.requests()[before..]
         .iter()
@@ -950,32 +951,9 @@ async fn while_accounts_wait_only_a_rotations_result_is_listed_at_once() {
         s.list_share_percent = 50;
         s.results_every = Duration::from_secs(3600);
     });
-    let (rotating, new) = org.members.split_first().unwrap();
-    let create = |w: &World| {
-        let mut e = w.event("create.json");
-        e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
-        e
-    };
-    rotating.ok(&create(rotating)).await;
-    org.settle(&hub, RUN).await;
+    let rotating = &org.members[0];
     // A rotation under way, and seven new accounts, nudged.
-    let function = register_rotation_function(rotating).await;
-    let token = testbed::rotation::token();
-    start_rotation(rotating, &function, &token).await;
-    for step in ["createSecret", "setSecret"] {
-        rotation_step(rotating, step, &token).await.unwrap();
-    }
-    for w in new {
-        w.ok(&create(w)).await;
-    }
-    let nudged: BTreeSet<String> = new.iter().map(|w| w.account.clone()).collect();
-    let before = org.emulator.requests().len();
-    let report = hub
-        .registrar
-        .run(Instant::now() + RUN, nudged)
-        .await
-        .unwrap();
-    assert!(report.settled, "{report:?}");
+    let before = rotation_beside_new_accounts(&org, &hub).await;
     for (account, row) in org.rows(&hub).await {
         assert_eq!(row.status, Status::Connected, "{account}: {row:?}");
     }

@@ -169,11 +169,11 @@ impl Org {
 
     /// Every member's Create, all at once; their response bodies.
     pub async fn create_all(&self) -> Vec<Value> {
-        futures_util::future::join_all(self.members.iter().map(|w| async move {
-            let mut e = w.event("create.json");
-            e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
-            w.ok(&e).await
-        }))
+        futures_util::future::join_all(
+            self.members
+                .iter()
+                .map(|w| async move { w.ok(&create_event(w)).await }),
+        )
         .await
     }
 
@@ -197,6 +197,13 @@ impl Org {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// A member's Create, its connector named `aws-<account>`.
+pub fn create_event(w: &World) -> Value {
+    let mut e = w.event("create.json");
+    e["ResourceProperties"]["ConnectorName"] = json!(format!("aws-{}", w.account));
+    e
 }
 
 /// The template's parameters of a member stack in hub mode: the hub's

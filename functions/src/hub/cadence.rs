@@ -14,12 +14,15 @@
 //! With no other work left, the run lists as soon as the poll allows
 //! ([`listing_due`]).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::time::signed_millis;
 
 use super::act::now;
+use super::listing::{Asked, Listing, next, pages};
+use super::members::Seen;
+use super::table::Row;
 
 /// The accounts awaiting a test's result that a listing will show, and
 /// since when the first of them has waited.
@@ -36,8 +39,18 @@ impl Awaiting {
         self.accounts.insert(account);
     }
 
-    pub fn accounts(&self) -> &BTreeSet<String> {
-        &self.accounts
+    /// What the next listing asks about (see [`next`]: `None` for every
+    /// instance, `whole` or not), and the pages it takes.
+    pub fn next_listing(
+        &self,
+        listing: &Listing,
+        whole: bool,
+        rows: &BTreeMap<String, Row>,
+        seen: &HashMap<String, Seen>,
+    ) -> (Option<Vec<Asked>>, u64) {
+        let asked = next(listing, whole, &self.accounts, rows, seen);
+        let pages = pages(listing, asked.as_deref());
+        (asked, pages)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -37,7 +37,7 @@ use crate::time::signed_millis;
 
 use super::act::{Done, act, hub_state, now};
 use super::cadence::{Awaiting, affordable, listing_due};
-use super::listing::{Asked, Listing, names, next, pages};
+use super::listing::{Asked, Listing, names};
 use super::looks::{Look, Sight, look_at_all, look_later, look_order};
 use super::members::{Reach, Seen};
 use super::nudges::{NudgeReader, hand_back, take};
@@ -209,14 +209,9 @@ impl Registrar {
                     continue;
                 }
                 // Only tests' results are awaited: the next listing shows them.
-                let asked = next(
-                    &listing,
-                    whole_next,
-                    awaiting.accounts(),
-                    &rows,
-                    &sight.seen,
-                );
-                let pages = pages(&listing, asked.as_deref()) as u32;
+                let (asked, pages) =
+                    awaiting.next_listing(&listing, whole_next, &rows, &sight.seen);
+                let pages = pages as u32;
                 let poll = self.tuning.poll.max(self.tuning.pace * pages * 4);
                 let due = listing_due(listing.latest, poll);
                 if crate::time::reaches(due, deadline) {
@@ -232,14 +227,7 @@ impl Registrar {
                 awaiting.first_in(&mut work);
                 continue;
             };
-            let asked = next(
-                &listing,
-                whole_next,
-                awaiting.accounts(),
-                &rows,
-                &sight.seen,
-            );
-            let pages = pages(&listing, asked.as_deref());
+            let (asked, pages) = awaiting.next_listing(&listing, whole_next, &rows, &sight.seen);
             let share = self.tuning.list_share_percent;
             let worked = self.portal.requests_sent() - sent_before - report.listed;
             let rotating = |a: &str| sight.rotating(a);
