@@ -1,6 +1,7 @@
 //! The registrar's looks at the member accounts during a run: each in the
-//! background, through the account's own role ([`Reach::look`]), each
-//! answered on one channel with the moment it started. Of two looks at one
+//! background, through the account's own role ([`Reach::look`]), a few at
+//! a time ([`Lookout`]), each answered on one channel with the moment it
+//! started. Of two looks at one
 //! account the one started last is kept: a look that began before the
 //! account changed (a rotation's pending key, a stack just made) must not
 //! undo what a later one saw, whichever answers first.
@@ -16,10 +17,11 @@
 //! before.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::members::{Reach, Seen};
 use super::table::Row;
@@ -34,16 +36,6 @@ pub struct Look {
 
 /// Where the looks are answered.
 pub type Looks = mpsc::Sender<Look>;
-
-async fn look(reach: &Reach, account: String) -> Look {
-    let started = Instant::now();
-    let seen = reach.look(&account).await;
-    Look {
-        account,
-        started,
-        seen,
-    }
-}
 
 /// The order of a run's looks: the nudged accounts, then those the table
 /// does not show settled (no row yet, queued, pending, in error: where the
@@ -68,46 +60,75 @@ pub fn look_order(
         .collect()
 }
 
-/// Says the accounts that `left` the organization are gone, then looks at
-/// every account of `order`, `concurrency` at a time.
-pub async fn look_at_all(
+/// A run's looks at the member accounts: at most `at_once` at a time, its
+/// own looks through the organization and those at the accounts that
+/// nudged during the run alike, so that the hub's calls into the members
+/// (AssumeRole, DescribeSecret) stay a few at a time, however many
+/// accounts a stack set makes at once. A look starts when it has its turn.
+#[derive(Clone)]
+pub struct Lookout {
     reach: Reach,
-    left: Vec<String>,
-    order: Vec<String>,
-    concurrency: usize,
-    tx: Looks,
-) {
-    for account in left {
-        let seen = Seen::Gone("the account left the organization".into());
-        let started = Instant::now();
-        if tx
-            .send(Look {
-                account,
-                started,
-                seen,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let mut looks = futures_util::stream::iter(order)
-        .map(|account| look(&reach, account))
-        .buffered(concurrency.max(1));
-    while let Some(item) = looks.next().await {
-        if tx.send(item).await.is_err() {
-            return;
-        }
-    }
+    at_once: usize,
+    turns: Arc<Semaphore>,
 }
 
-/// Looks at `account` again, in the background.
-pub fn look_later(reach: &Reach, account: &str, tx: &Looks) {
-    let (reach, tx, account) = (reach.clone(), tx.clone(), account.to_string());
-    tokio::spawn(async move {
-        let _ = tx.send(look(&reach, account).await).await;
-    });
+impl Lookout {
+    pub fn new(reach: Reach, at_once: usize) -> Self {
+        let at_once = at_once.max(1);
+        Self {
+            reach,
+            at_once,
+            turns: Arc::new(Semaphore::new(at_once)),
+        }
+    }
+
+    async fn look(&self, account: String) -> Look {
+        // The semaphore is never closed.
+        let _turn = self.turns.acquire().await.ok();
+        let started = Instant::now();
+        let seen = self.reach.look(&account).await;
+        Look {
+            account,
+            started,
+            seen,
+        }
+    }
+
+    /// Says the accounts that `left` the organization are gone, then looks
+    /// at every account of `order`, in that order.
+    pub async fn all(self, left: Vec<String>, order: Vec<String>, tx: Looks) {
+        for account in left {
+            let seen = Seen::Gone("the account left the organization".into());
+            let started = Instant::now();
+            if tx
+                .send(Look {
+                    account,
+                    started,
+                    seen,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let mut looks = futures_util::stream::iter(order)
+            .map(|account| self.look(account))
+            .buffered(self.at_once);
+        while let Some(item) = looks.next().await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Looks at `account` again, in the background, when its turn comes.
+    pub fn later(&self, account: &str, tx: &Looks) {
+        let (lookout, tx, account) = (self.clone(), tx.clone(), account.to_string());
+        tokio::spawn(async move {
+            let _ = tx.send(lookout.look(account).await).await;
+        });
+    }
 }
 
 /// What the run saw of each account, and when that look started.
@@ -282,3 +303,7 @@ mod tests {
         assert_eq!(order, vec![id(5), id(2), id(4), id(6), id(1), id(3)]);
     }
 }
+
+#[cfg(test)]
+#[path = "looks_tests.rs"]
+mod lookout_tests;

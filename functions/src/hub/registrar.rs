@@ -38,7 +38,7 @@ use crate::time::signed_millis;
 use super::act::{Done, act, hub_state, now};
 use super::cadence::{Awaiting, affordable, listing_due};
 use super::listing::{Asked, Listing, names};
-use super::looks::{Look, Sight, look_at_all, look_later, look_order};
+use super::looks::{Look, Lookout, Sight, look_order};
 use super::members::{Reach, Seen};
 use super::nudges::{NudgeReader, hand_back, take};
 use super::pipeline::{Ahead, Write, Writer};
@@ -118,6 +118,7 @@ impl Registrar {
             ..RunReport::default()
         };
         let (tx, mut rx) = mpsc::channel::<Look>(256);
+        let lookout = Lookout::new(self.reach.clone(), self.tuning.concurrency);
         // The first listing goes out while the organization's accounts,
         // the table and the nudges are read, and the looks begin: none
         // waits on the other.
@@ -128,7 +129,7 @@ impl Registrar {
                     .map(|(taken_at, instances)| Listing::new(taken_at, instances)),
             }
         };
-        let (first, start) = tokio::join!(first, self.start(nudged, tx.clone()));
+        let (first, start) = tokio::join!(first, self.start(nudged, lookout.clone(), tx.clone()));
         let Start {
             accounts,
             mut rows,
@@ -178,7 +179,7 @@ impl Registrar {
                 nudged.insert(account.clone());
                 unserved.insert(account.clone());
                 expected += 1;
-                look_later(&self.reach, &account, &tx);
+                lookout.later(&account, &tx);
             }
             let Some(account) = work.pop_front() else {
                 if expected > 0 {
@@ -204,7 +205,7 @@ impl Registrar {
                         nudged.insert(account.clone());
                         unserved.insert(account.clone());
                         expected += 1;
-                        look_later(&self.reach, &account, &tx);
+                        lookout.later(&account, &tx);
                     }
                     continue;
                 }
@@ -361,7 +362,12 @@ impl Registrar {
     /// rows and the nudges waiting (taken off the list, after those of the
     /// run's event); then the looks at every account begin ([`look_order`]),
     /// and those at accounts that left the organization.
-    async fn start(&self, nudged: BTreeSet<String>, tx: Sender<Look>) -> Result<Start, Error> {
+    async fn start(
+        &self,
+        nudged: BTreeSet<String>,
+        lookout: Lookout,
+        tx: Sender<Look>,
+    ) -> Result<Start, Error> {
         let (accounts, rows) = tokio::try_join!(self.accounts(), self.table.rows())?;
         let taken = take(&self.table, &accounts).await;
         let nudged: BTreeSet<String> = nudged
@@ -377,13 +383,7 @@ impl Registrar {
             .collect();
         let order = look_order(&accounts, &nudged, &rows);
         let expected = left.len() + order.len();
-        let observer = tokio::spawn(look_at_all(
-            self.reach.clone(),
-            left,
-            order,
-            self.tuning.concurrency,
-            tx,
-        ));
+        let observer = tokio::spawn(lookout.all(left, order, tx));
         Ok(Start {
             accounts,
             rows,
