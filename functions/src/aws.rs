@@ -2,6 +2,7 @@
 //! (the function's own credentials, or a new key's for its checks).
 
 use aws_config::SdkConfig;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// The AWS clients, built once from one SDK configuration.
 #[derive(Clone, Debug)]
@@ -17,6 +18,7 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(sdk: &SdkConfig) -> Self {
+        let sdk = &sharing_one_http_client(sdk);
         Self {
             sdk: sdk.clone(),
             iam: aws_sdk_iam::Client::new(sdk),
@@ -30,6 +32,21 @@ impl Aws {
     pub fn region(&self) -> &str {
         self.sdk.region().map_or("us-east-1", |r| r.as_ref())
     }
+}
+
+/// `sdk` with one HTTP client of its own, which every client made from the
+/// result shares, unless it names one already. A client made from a
+/// configuration without one makes its own, and with it reads the system's
+/// TLS roots and keeps its own connections: the registrar makes clients for
+/// every member account it looks at, a Create for its new key's checks.
+pub fn sharing_one_http_client(sdk: &SdkConfig) -> SdkConfig {
+    if sdk.http_client().is_some() {
+        return sdk.clone();
+    }
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https();
+    sdk.to_builder().http_client(http).build()
 }
 
 /// An S3 client; emulators (`AWS_ENDPOINT_URL`) serve S3 on one host:

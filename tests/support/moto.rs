@@ -123,7 +123,7 @@ pub async fn sdk_config(
     secret: &str,
     token: Option<&str>,
 ) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
@@ -134,7 +134,9 @@ pub async fn sdk_config(
             "testbed",
         ))
         .load()
-        .await
+        .await;
+    // The world's clients share one HTTP client, as a function's do.
+    cloudapps::aws::sharing_one_http_client(&sdk)
 }
 
 #[cfg(test)]

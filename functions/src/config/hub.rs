@@ -66,9 +66,9 @@ pub struct HubSettings {
     /// (default 20 s).
     pub run_margin: Duration,
     /// `HUB_CONCURRENCY`: member accounts a run looks at at once, and rows
-    /// it writes at once (default 4: a look through 1,000 accounts takes
-    /// well under a minute on AWS, far ahead of the tenant's pace, and the
-    /// hub's calls into the members stay a few at a time).
+    /// it writes at once (default 4: a look through 1,000 accounts takes a
+    /// minute or two, far ahead of the tenant's pace, and the hub's calls
+    /// into the members stay a few at a time).
     pub concurrency: u32,
     /// `HUB_EVENT_BUS_ARN`: the hub's own bus. A run whose time ran out
     /// with work left puts an event there, and the bus's rule starts the

@@ -68,6 +68,9 @@ pub struct Hub {
 impl Hub {
     /// From the settings and the function's SDK configuration.
     pub fn new(settings: HubSettings, sdk: &SdkConfig) -> Result<Self, Error> {
+        // The looks at the members make clients for each account: they
+        // share the hub's one HTTP client.
+        let sdk = &crate::aws::sharing_one_http_client(sdk);
         let region = settings
             .member_region
             .clone()
