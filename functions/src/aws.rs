@@ -57,3 +57,25 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_config::{BehaviorVersion, Region};
+
+    use super::*;
+
+    #[test]
+    fn the_clients_made_from_one_configuration_share_one_http_client() {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        assert!(sdk.http_client().is_none());
+        let aws = Aws::new(&sdk);
+        assert!(aws.sdk.http_client().is_some(), "the kept configuration");
+        assert!(aws.iam.config().http_client().is_some());
+        assert!(aws.secrets.config().http_client().is_some());
+        assert!(aws.cloudtrail.config().http_client().is_some());
+        assert!(aws.s3.config().http_client().is_some());
+    }
+}
