@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_sts::config::Credentials;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::config::{Credentials, SharedHttpClient};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use serde::Serialize;
 
 /// One AWS call of a test and how it went.
@@ -20,36 +21,29 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Where and with which key the test calls AWS.
+/// Where and with which key the test calls AWS, and through which HTTP
+/// client.
 pub(crate) struct Target<'a> {
     pub endpoint: Option<&'a str>,
     pub region: &'a str,
     pub access_key_id: &'a str,
     pub secret_access_key: &'a str,
+    pub http: &'a SharedHttpClient,
+}
+
+/// The one HTTP client of an emulator's tests. Each client of a test made
+/// without one would make its own: read the system's TLS roots and open its
+/// own connections, four times a test.
+pub(crate) fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
 }
 
 /// Runs every call; `Err(reason)` names the calls that failed, or says that
 /// no multi-region trail is logging.
 pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), String>) {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(10))
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(target.region.to_string()))
-        .credentials_provider(Credentials::new(
-            target.access_key_id,
-            target.secret_access_key,
-            None,
-            None,
-            "portal-emulator",
-        ))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts);
-    if let Some(endpoint) = target.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let sdk = loader.load().await;
+    let sdk = sdk_config(&target).await;
     let cloudtrail = aws_sdk_cloudtrail::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
@@ -160,6 +154,31 @@ pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), 
     (checks, outcome)
 }
 
+/// The test's SDK configuration: the tested key, no retries, short
+/// timeouts, the emulator's one HTTP client.
+async fn sdk_config(target: &Target<'_>) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(10))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(target.region.to_string()))
+        .credentials_provider(Credentials::new(
+            target.access_key_id,
+            target.secret_access_key,
+            None,
+            None,
+            "portal-emulator",
+        ))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .http_client(target.http.clone());
+    if let Some(endpoint) = target.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
 /// A failed call as its error code and HTTP status only: never the message,
 /// which may echo request details.
 fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
@@ -172,5 +191,73 @@ fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
         (_, Some(code), None) => code.to_string(),
         (_, None, Some(status)) => format!("HTTP {status}"),
         (_, None, None) => "unknown error".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A local server that answers every request 403: its endpoint, and the
+    /// connections and requests it was sent so far.
+    async fn refusing_server() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (connections, requests) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, r) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = r.clone();
+                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        let mut answer = Response::new(Full::new(Bytes::new()));
+                        *answer.status_mut() = hyper::StatusCode::FORBIDDEN;
+                        Ok::<_, std::convert::Infallible>(answer)
+                    }
+                });
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(conn);
+            }
+        });
+        (endpoint, connections, requests)
+    }
+
+    #[tokio::test]
+    async fn the_calls_of_every_test_go_through_the_emulators_one_http_client() {
+        // GIVEN an AWS that refuses every call (a 5xx would end the connection),
+        // and the emulator's client
+        let (endpoint, connections, requests) = refusing_server().await;
+        let http = http_client();
+        // WHEN two keys are tested, one after the other
+        for key in ["AKIAFIRSTTESTEDKEY00", "AKIASECONDTESTEDKEY0"] {
+            let (checks, outcome) = test_account(Target {
+                endpoint: Some(&endpoint),
+                region: "us-east-1",
+                access_key_id: key,
+                secret_access_key: "not-a-real-secret",
+                http: &http,
+            })
+            .await;
+            assert_eq!(checks.len(), 5, "{checks:?}");
+            assert!(checks.iter().all(|c| !c.ok) && outcome.is_err());
+        }
+        // THEN the ten calls of both tests, to four services, went through
+        // one connection: the clients share one HTTP client and its pool
+        assert_eq!(requests.load(Ordering::SeqCst), 10);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 }

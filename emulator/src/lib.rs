@@ -115,6 +115,7 @@ impl Emulator {
             routes,
             state: Mutex::new(state),
             log_to_stderr: AtomicBool::new(false),
+            aws_http: aws::http_client(),
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(server::serve(listener, shared.clone(), stopped));

@@ -63,6 +63,7 @@ async fn run_test(
         region: &shared.config.aws_region,
         access_key_id: &test.access_key_id,
         secret_access_key: &secret,
+        http: &shared.aws_http,
     };
     let (checks, outcome) = aws::test_account(target).await;
     tokio::time::sleep_until(started + duration).await;

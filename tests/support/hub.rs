@@ -13,14 +13,13 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use cloudapps::config::HubSettings;
-use cloudapps::deps::Deps;
 use cloudapps::hub::Hub;
 use cloudapps::hub::report::RunReport;
 use cloudapps::hub::table::Row;
 use cloudapps::portal::{Budget, HubLink, Portal};
 use serde_json::{Value, json};
 
-use crate::{Moto, REGION, World, portal_settings, sdk_config, template, test_settings};
+use crate::{Moto, REGION, World, portal_settings, sdk_config, template};
 
 /// The member's secret, by the name the member template gives it in hub mode.
 pub const MEMBER_SECRET: &str = "cloudapps/connector-key";
@@ -258,12 +257,7 @@ async fn member(moto: &Moto, account: &str) -> World {
     let mut w = World::in_account(moto, account, &stack_id).await;
     w.secret_arn = w.declare_secret(MEMBER_SECRET).await;
     let events = aws_sdk_eventbridge::Client::new(&w.sdk);
-    w.deps = Deps::new(
-        &w.sdk,
-        test_settings(),
-        Portal::hub(HubLink::new(events, None)),
-    )
-    .unwrap();
+    w.deps.portal = Portal::hub(HubLink::new(events, None));
     w
 }
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use serde_json::Value;
 
 use crate::{REGION, python, root};
@@ -126,17 +126,25 @@ pub async fn sdk_config(
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            key_id,
-            secret,
-            token.map(str::to_string),
-            None,
-            "testbed",
-        ))
+        .credentials_provider(credentials(key_id, secret, token))
         .load()
         .await;
     // The world's clients share one HTTP client, as a function's do.
     cloudapps::aws::sharing_one_http_client(&sdk)
+}
+
+/// `base` signing with another key: its endpoint, region and HTTP client
+/// (one world's configurations share their connections, on its runtime).
+pub fn signing_as(base: &SdkConfig, key_id: &str, secret: &str, token: Option<&str>) -> SdkConfig {
+    base.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials(
+            key_id, secret, token,
+        )))
+        .build()
+}
+
+fn credentials(key_id: &str, secret: &str, token: Option<&str>) -> Credentials {
+    Credentials::new(key_id, secret, token.map(str::to_string), None, "testbed")
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use cloudapps::deps::Deps;
 use cloudapps::portal::Portal;
 use serde_json::{Value, json};
 
+use crate::moto::signing_as;
 use crate::portal::{PortalAuth, quick_portal};
 use crate::{Catcher, Moto, REGION, capture_logs, root, sdk_config};
 
@@ -140,13 +141,7 @@ impl World {
             c.secret_access_key().to_string(),
             c.session_token().to_string(),
         );
-        let sdk = sdk_config(
-            &moto.endpoint,
-            &credentials.0,
-            &credentials.1,
-            Some(&credentials.2),
-        )
-        .await;
+        let sdk = signing_as(&base, &credentials.0, &credentials.1, Some(&credentials.2));
         let deps = Deps::new(&sdk, test_settings(), Portal::Off).unwrap();
         let suffix = format!("{:08x}", fastrand::u32(..));
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
