@@ -8,7 +8,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::http::HttpResponse;
-use aws_sdk_sts::config::{Credentials, SharedHttpClient};
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use serde::Serialize;
@@ -21,33 +21,53 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Where and with which key the test calls AWS, and through which HTTP
-/// client.
-pub(crate) struct Target<'a> {
-    pub endpoint: Option<&'a str>,
-    pub region: &'a str,
-    pub access_key_id: &'a str,
-    pub secret_access_key: &'a str,
-    pub http: &'a SharedHttpClient,
-}
-
-/// The one HTTP client of an emulator's tests. Each client of a test made
-/// without one would make its own: read the system's TLS roots and open its
-/// own connections, four times a test.
-pub(crate) fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
+/// The tests' SDK configuration, loaded once when the emulator starts:
+/// `region`, `endpoint` (None: AWS's own), no retries, short timeouts, and
+/// one HTTP client. A client of a test made without one would make its own:
+/// read the system's TLS roots and open its own connections, four times a
+/// test.
+pub(crate) async fn tests_config(endpoint: Option<&str>, region: &str) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(10))
+        .build();
+    let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-        .build_https()
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .http_client(http);
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
 }
 
-/// Runs every call; `Err(reason)` names the calls that failed, or says that
-/// no multi-region trail is logging.
-pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), String>) {
-    let sdk = sdk_config(&target).await;
+/// Runs every call with the key `access_key_id`, through `config` (see
+/// [`tests_config`]); `Err(reason)` names the calls that failed, or says
+/// that no multi-region trail is logging.
+pub(crate) async fn test_account(
+    config: &SdkConfig,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> (Vec<Check>, Result<(), String>) {
+    let key = Credentials::new(
+        access_key_id,
+        secret_access_key,
+        None,
+        None,
+        "portal-emulator",
+    );
+    let sdk = config
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(key))
+        .build();
     let cloudtrail = aws_sdk_cloudtrail::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(target.endpoint.is_some())
+            .force_path_style(sdk.endpoint_url().is_some())
             .build(),
     );
 
@@ -154,31 +174,6 @@ pub(crate) async fn test_account(target: Target<'_>) -> (Vec<Check>, Result<(), 
     (checks, outcome)
 }
 
-/// The test's SDK configuration: the tested key, no retries, short
-/// timeouts, the emulator's one HTTP client.
-async fn sdk_config(target: &Target<'_>) -> SdkConfig {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(10))
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(target.region.to_string()))
-        .credentials_provider(Credentials::new(
-            target.access_key_id,
-            target.secret_access_key,
-            None,
-            None,
-            "portal-emulator",
-        ))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts)
-        .http_client(target.http.clone());
-    if let Some(endpoint) = target.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
-}
-
 /// A failed call as its error code and HTTP status only: never the message,
 /// which may echo request details.
 fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
@@ -239,19 +234,12 @@ mod tests {
     #[tokio::test]
     async fn the_calls_of_every_test_go_through_the_emulators_one_http_client() {
         // GIVEN an AWS that refuses every call (a 5xx would end the connection),
-        // and the emulator's client
+        // and the emulator's configuration for its tests
         let (endpoint, connections, requests) = refusing_server().await;
-        let http = http_client();
+        let config = tests_config(Some(&endpoint), "us-east-1").await;
         // WHEN two keys are tested, one after the other
         for key in ["AKIAFIRSTTESTEDKEY00", "AKIASECONDTESTEDKEY0"] {
-            let (checks, outcome) = test_account(Target {
-                endpoint: Some(&endpoint),
-                region: "us-east-1",
-                access_key_id: key,
-                secret_access_key: "not-a-real-secret",
-                http: &http,
-            })
-            .await;
+            let (checks, outcome) = test_account(&config, key, "not-a-real-secret").await;
             assert_eq!(checks.len(), 5, "{checks:?}");
             assert!(checks.iter().all(|c| !c.ok) && outcome.is_err());
         }

@@ -110,12 +110,13 @@ impl Emulator {
             throttled: 0,
             test_duration: config.test_duration,
         };
+        let aws = aws::tests_config(config.aws_endpoint.as_deref(), &config.aws_region).await;
         let shared = Arc::new(Shared {
             config,
             routes,
             state: Mutex::new(state),
             log_to_stderr: AtomicBool::new(false),
-            aws_http: aws::http_client(),
+            aws,
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(server::serve(listener, shared.clone(), stopped));

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sts::config::SharedHttpClient;
+use aws_config::SdkConfig;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -69,8 +69,8 @@ pub(crate) struct Shared {
     pub(crate) routes: Routes,
     pub(crate) state: Mutex<State>,
     pub(crate) log_to_stderr: AtomicBool,
-    /// The HTTP client every test's AWS calls go through.
-    pub(crate) aws_http: SharedHttpClient,
+    /// What every test's AWS calls go through (`aws::tests_config`).
+    pub(crate) aws: SdkConfig,
 }
 
 /// A stored instance; it holds the secret key, so it has no `Debug`.

@@ -58,14 +58,7 @@ async fn run_test(
     duration: std::time::Duration,
 ) {
     let started = tokio::time::Instant::now();
-    let target = aws::Target {
-        endpoint: shared.config.aws_endpoint.as_deref(),
-        region: &shared.config.aws_region,
-        access_key_id: &test.access_key_id,
-        secret_access_key: &secret,
-        http: &shared.aws_http,
-    };
-    let (checks, outcome) = aws::test_account(target).await;
+    let (checks, outcome) = aws::test_account(&shared.aws, &test.access_key_id, &secret).await;
     tokio::time::sleep_until(started + duration).await;
 
     let (state_name, status, reason) = match outcome {
